@@ -1,0 +1,1 @@
+"""What the node and the coordinator must agree on: wire models, ids, errors, crypto and privacy recipes."""

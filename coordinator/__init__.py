@@ -1,0 +1,1 @@
+"""The central service: node registry, jobs and rounds, the pseudonymous patient index."""

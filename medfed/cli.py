@@ -1,0 +1,195 @@
+"""The one ``medfed`` command.
+
+Exit codes (so systemd and scripts can tell a bad configuration from a failure):
+  0  success
+  1  runtime error (the command ran and failed; retrying may help)
+  2  usage error (unknown option, missing argument)
+  3  configuration error (a setting, path or database URL is wrong; retrying will not help)
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from common.errors import ConfigError, MedfedError
+from node.config import NodeSettings
+
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 3
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="medfed: a federated health-data network.")
+node_app = typer.Typer(no_args_is_help=True, help="Run and administer a hospital node.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens for the node's local users.")
+app.add_typer(node_app, name="node")
+node_app.add_typer(token_app, name="token")
+console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="The node's data directory [env: MEDFED_NODE_DATA_DIR]."),
+]
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> NodeSettings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    try:
+        return NodeSettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
+        raise ConfigError(detail=f"invalid settings: {fields}") from None
+
+
+def _fail(exc: MedfedError) -> typer.Exit:
+    code = EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_RUNTIME
+    hints = "; ".join(exc.hints)
+    console.print(f"[red]error:[/red] {exc.detail or exc.public_message}" + (f" ({hints})" if hints else ""))
+    return typer.Exit(code)
+
+
+@node_app.command("init")
+def node_init(data_dir: DataDir = None) -> None:
+    """Create the node's data directory and database (safe to run again: it migrates)."""
+    from node.runtime import init_node
+
+    try:
+        settings = _settings(data_dir)
+        _, revision = init_node(settings)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"node initialised in {settings.data_dir} (schema {revision})")
+
+
+@node_app.command("start")
+def node_start(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].")] = None,
+) -> None:
+    """Serve the node's FHIR API."""
+    from node.runtime import serve
+
+    try:
+        serve(_settings(data_dir, host=host, port=port))
+    except MedfedError as exc:
+        raise _fail(exc) from None
+
+
+@node_app.command("ingest")
+def node_ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Bundle .json files, .ndjson files or folders.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Load FHIR transaction/batch Bundles and NDJSON into the node, then print a data-quality summary."""
+    from node.fhir.ingest import ingest_paths
+    from node.runtime import open_service
+
+    try:
+        settings = _settings(data_dir)
+        service = open_service(settings)
+        with Progress(
+            TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as bar:
+            task = bar.add_task("ingest", total=None)
+            summary = ingest_paths(
+                service,
+                paths,
+                max_bundle_entries=settings.max_bundle_entries,
+                progress=lambda n: bar.advance(task, n),
+            )
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    result = summary.as_dict()
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    if result["rejected"]:
+        console.print(f"[yellow]{len(result['rejected'])} item(s) rejected; see 'rejected'[/yellow]")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="clinician (read) or admin (read and write).")],
+    data_dir: DataDir = None,
+    label: Annotated[str, typer.Option(help="A note for whom the token is (stored, not secret).")] = "",
+) -> None:
+    """Create an API token and print it once; only its hash is stored."""
+    from node.runtime import open_service
+    from node.store.tokens import Role, create_token
+
+    if role not in {r.value for r in Role}:
+        console.print("[red]error:[/red] --role must be clinician or admin")
+        raise typer.Exit(2)
+    try:
+        service = open_service(_settings(data_dir))
+        token_id, token = create_token(service.engine, Role(role), label)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"token {token_id} ({role}) created; it is shown only now:")
+    sys.stdout.write(token + "\n")
+
+
+@node_app.command("generate")
+def node_generate(
+    patients: Annotated[int, typer.Option(min=1, max=10_000_000, help="How many patients.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 1,
+    fmt: Annotated[str, typer.Option("--format", help="bundle or ndjson.")] = "bundle",
+    site: Annotated[str, typer.Option(help="Site name: different sites get different people.")] = "site-a",
+    patients_per_bundle: Annotated[int, typer.Option(min=1)] = 100,
+) -> None:
+    """Write synthetic patients as FHIR R4 transaction Bundles or NDJSON."""
+    from node.generator import generate
+
+    if fmt not in ("bundle", "ndjson"):
+        console.print("[red]error:[/red] --format must be bundle or ndjson")
+        raise typer.Exit(2)
+    chosen: Literal["bundle", "ndjson"] = "bundle" if fmt == "bundle" else "ndjson"
+    with Progress(
+        TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("generate", total=patients)
+        summary = generate(
+            patients=patients,
+            seed=seed,
+            out=out,
+            fmt=chosen,
+            patients_per_bundle=patients_per_bundle,
+            site=site,
+            progress=lambda n: bar.advance(task, n),
+        )
+    total = sum(summary.resources.values())
+    console.print(f"{summary.patients} patients, {total} resources in {len(summary.files)} file(s) under {out}")
+
+
+@app.command("demo")
+def demo(
+    root: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its data.")] = Path("demo-data"),
+    patients: Annotated[int, typer.Option(min=1, max=100_000)] = 500,
+    seed: Annotated[int, typer.Option()] = 42,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="0 picks a free port.")] = 8080,
+) -> None:
+    """Run a demo node with generated patients and print where its FHIR API is."""
+    from medfed.demo import run_demo
+
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    try:
+        run_demo(root=root, patients=patients, seed=seed, host=host, port=port, say=say)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:
+    """Entry point of the ``medfed`` console script."""
+    app()

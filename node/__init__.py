@@ -1,0 +1,1 @@
+"""The hospital appliance: FHIR store and API, federated job handlers, policy and audit."""
