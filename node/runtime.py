@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import uvicorn
 from sqlalchemy.engine import Engine
 
 from common.errors import ConfigError
 from common.logs import configure_logging
-from node.app import create_app
 from node.config import NodeSettings
 from node.fhir.service import FhirService
 from node.store.db import make_engine
@@ -46,6 +44,11 @@ def open_service(settings: NodeSettings) -> FhirService:
 
 def serve(settings: NodeSettings) -> None:
     """Migrate if needed and serve the API until interrupted."""
+    # Imported here: the web stack is only needed to serve, not by init/ingest/token commands.
+    import uvicorn
+
+    from node.app import create_app
+
     configure_logging(settings.log_level)
     init_node(settings)
     app = create_app(settings)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -205,10 +206,12 @@ def _add_string(strings: list[tuple[str, str, str]], param: str, value: str) -> 
         strings.append((param, normalized, value))
 
 
-def extract_index(resource: dict[str, Any]) -> IndexEntries:
+def extract_index(resource: dict[str, Any], urns: Mapping[str, str] | None = None) -> IndexEntries:
     """The index entries of ``resource`` for its type's search parameters; never raises.
 
-    A resource of a type without search parameters, or not a dict, gives empty entries.
+    A resource of a type without search parameters, or not a dict, gives empty entries. ``urns`` maps
+    a Bundle's ``urn:uuid:`` fullUrls to ``Type/id``, for resources whose references are rewritten in
+    their serialised form only (see :mod:`node.fhir.bundles`).
     """
     tokens: list[tuple[str, str, str]] = []
     strings: list[tuple[str, str, str]] = []
@@ -247,6 +250,8 @@ def extract_index(resource: dict[str, Any]) -> IndexEntries:
                 if isinstance(value, dict):
                     reference = value.get("reference")
                     if isinstance(reference, str):
+                        if urns is not None and reference.startswith("urn:"):
+                            reference = urns.get(reference, reference)
                         parsed = parse_reference(reference)
                         if parsed is not None and (not targets or parsed[0] in targets):
                             references.append((param, parsed[0], parsed[1]))

@@ -6,7 +6,7 @@ resource written by any of them is validated, versioned and indexed the same way
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,7 +124,8 @@ class FhirService:
         wanted = [k for k in dict.fromkeys(included_keys) if k not in page_keys]
         included_found = rows.get_many(conn, wanted)
         included = [included_found[k] for k in wanted if k in included_found]
-        has_more = len(ids) == query.count and (total is None or query.offset + len(ids) < total)
+        # _count=0 asks for the total only: no next page (a link at the same offset would loop clients).
+        has_more = query.count > 0 and len(ids) == query.count and (total is None or query.offset + len(ids) < total)
         return SearchResult(
             total=total,
             matches=matches,
@@ -144,7 +145,7 @@ class FhirService:
             page = keys[offset : offset + count]
             found = rows.get_many(conn, page)
         matches = [found[k] for k in page if k in found]
-        more = offset + count < len(keys)
+        more = count > 0 and offset + count < len(keys)
         return SearchResult(total=len(keys), matches=matches, next_offset=offset + count if more else None)
 
     # ---------------------------------------------------------------- writes
@@ -214,7 +215,14 @@ class FhirService:
         with write_transaction(self.engine) as conn:
             return self.update_in(conn, resource, if_match=if_match)
 
-    def update_in(self, conn: Connection, resource: dict[str, Any], *, if_match: str | None = None) -> WriteResult:
+    def update_in(
+        self,
+        conn: Connection,
+        resource: dict[str, Any],
+        *,
+        if_match: str | None = None,
+        urns: Mapping[str, str] | None = None,
+    ) -> WriteResult:
         """Update inside an open write transaction (validated resource with its id set)."""
         resource_type, resource_id = resource["resourceType"], resource["id"]
         current = rows.get_current(conn, resource_type, resource_id, for_update=True)
@@ -223,7 +231,7 @@ class FhirService:
             if current is None or current.deleted or current.version_id != expected:
                 raise ConflictError(ErrorCode.VERSION_CONFLICT)
         version = 1 if current is None else current.version_id + 1
-        prepared = prepare(resource, resource_id, version, now_micros())
+        prepared = prepare(resource, resource_id, version, now_micros(), urns)
         if current is None:
             self.insert_new(conn, [prepared])
             return WriteResult(prepared.stored, created=True)

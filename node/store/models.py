@@ -38,12 +38,6 @@ def _micros() -> sa.BigInteger:
     return sa.BigInteger()
 
 
-def _row_id() -> sa.types.TypeEngine[int]:
-    # Index tables grow to billions of rows at large sites; SQLite's rowid is 64-bit only when the
-    # column is spelled INTEGER PRIMARY KEY.
-    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
 class Resource(SQLModel, table=True):
     """The current version of every resource, including deletion markers."""
 
@@ -70,6 +64,12 @@ class ResourceHistory(SQLModel, table=True):
     content: bytes = Field(sa_type=sa.LargeBinary())
 
 
+# Index tables: the primary key leads with the owning resource (it serves deletes and the EXISTS
+# probes of a search), and on SQLite the rows live in that key's B-tree (WITHOUT ROWID), so each
+# index row costs two B-tree inserts, not three. Extraction de-duplicates values, so keys are unique.
+_WITHOUT_ROWID = {"sqlite_with_rowid": False}
+
+
 class SearchToken(SQLModel, table=True):
     """One (system, code) value of a token parameter, with the resource's primary date range."""
 
@@ -85,15 +85,14 @@ class SearchToken(SQLModel, table=True):
             "system",
             "resource_id",
         ),
-        sa.Index("ix_search_token_owner", "resource_type", "resource_id", "param", "code"),
+        _WITHOUT_ROWID,
     )
 
-    row_id: int | None = Field(default=None, primary_key=True, sa_type=_row_id())
-    resource_type: str = Field(max_length=64)
-    resource_id: str = Field(max_length=64)
-    param: str = Field(max_length=64)
-    system: str
-    code: str
+    resource_type: str = Field(primary_key=True, max_length=64)
+    resource_id: str = Field(primary_key=True, max_length=64)
+    param: str = Field(primary_key=True, max_length=64)
+    system: str = Field(primary_key=True)
+    code: str = Field(primary_key=True)
     date_low: int | None = Field(default=None, sa_type=_micros())
     date_high: int | None = Field(default=None, sa_type=_micros())
 
@@ -104,15 +103,14 @@ class SearchString(SQLModel, table=True):
     __tablename__ = "search_string"
     __table_args__ = (
         sa.Index("ix_search_string_lookup", "resource_type", "param", "value_norm", "resource_id"),
-        sa.Index("ix_search_string_owner", "resource_type", "resource_id", "param"),
+        _WITHOUT_ROWID,
     )
 
-    row_id: int | None = Field(default=None, primary_key=True, sa_type=_row_id())
-    resource_type: str = Field(max_length=64)
-    resource_id: str = Field(max_length=64)
-    param: str = Field(max_length=64)
-    value_norm: str = Field(sa_type=_BINARY_TEXT)
-    value_exact: str
+    resource_type: str = Field(primary_key=True, max_length=64)
+    resource_id: str = Field(primary_key=True, max_length=64)
+    param: str = Field(primary_key=True, max_length=64)
+    value_norm: str = Field(primary_key=True, sa_type=_BINARY_TEXT)
+    value_exact: str = Field(primary_key=True)
 
 
 class SearchDate(SQLModel, table=True):
@@ -122,15 +120,14 @@ class SearchDate(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_search_date_low", "resource_type", "param", "low", "high", "resource_id"),
         sa.Index("ix_search_date_high", "resource_type", "param", "high", "low", "resource_id"),
-        sa.Index("ix_search_date_owner", "resource_type", "resource_id", "param"),
+        _WITHOUT_ROWID,
     )
 
-    row_id: int | None = Field(default=None, primary_key=True, sa_type=_row_id())
-    resource_type: str = Field(max_length=64)
-    resource_id: str = Field(max_length=64)
-    param: str = Field(max_length=64)
-    low: int = Field(sa_type=_micros())
-    high: int = Field(sa_type=_micros())
+    resource_type: str = Field(primary_key=True, max_length=64)
+    resource_id: str = Field(primary_key=True, max_length=64)
+    param: str = Field(primary_key=True, max_length=64)
+    low: int = Field(primary_key=True, sa_type=_micros())
+    high: int = Field(primary_key=True, sa_type=_micros())
 
 
 class SearchReference(SQLModel, table=True):
@@ -146,15 +143,14 @@ class SearchReference(SQLModel, table=True):
             "param",
             "resource_id",
         ),
-        sa.Index("ix_search_reference_owner", "resource_type", "resource_id", "param"),
+        _WITHOUT_ROWID,
     )
 
-    row_id: int | None = Field(default=None, primary_key=True, sa_type=_row_id())
-    resource_type: str = Field(max_length=64)
-    resource_id: str = Field(max_length=64)
-    param: str = Field(max_length=64)
-    target_type: str = Field(max_length=64)
-    target_id: str = Field(max_length=64)
+    resource_type: str = Field(primary_key=True, max_length=64)
+    resource_id: str = Field(primary_key=True, max_length=64)
+    param: str = Field(primary_key=True, max_length=64)
+    target_type: str = Field(primary_key=True, max_length=64)
+    target_id: str = Field(primary_key=True, max_length=64)
 
 
 class ApiToken(SQLModel, table=True):

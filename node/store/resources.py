@@ -169,13 +169,24 @@ def delete_index(conn: Connection, resource_type: str, resource_id: str) -> None
         conn.execute(table.delete().where(table.c.resource_type == resource_type, table.c.resource_id == resource_id))
 
 
-def _insert_rows(conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[object, ...]]) -> None:
+def _insert_rows(
+    conn: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[object, ...]],
+    *,
+    ignore_duplicates: bool = False,
+) -> None:
     """Bulk insert through the driver: the ingest hot path, where SQLAlchemy's per-row parameter
-    processing would cost more than SQLite's own work. Column names are ours, never input."""
+    processing would cost more than SQLite's own work. Table and column names are ours, never input."""
     if not rows:
         return
+    sqlite = conn.dialect.name == "sqlite"
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
+    verb = "INSERT OR IGNORE" if sqlite and ignore_duplicates else "INSERT"
+    tail = " ON CONFLICT DO NOTHING" if ignore_duplicates and not sqlite else ""
+    placeholders = ", ".join([mark] * len(columns))
+    statement = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders}){tail}"
     conn.exec_driver_sql(statement, rows)
 
 
@@ -197,7 +208,8 @@ def insert_index(conn: Connection, entries: Iterable[tuple[str, str, IndexEntrie
         strings += [(resource_type, resource_id, p, norm, exact) for p, norm, exact in index.strings]
         dates += [(resource_type, resource_id, p, d_low, d_high) for p, d_low, d_high in index.dates]
         references += [(resource_type, resource_id, p, tt, ti) for p, tt, ti in index.references]
-    _insert_rows(conn, TOKEN, _TOKEN_COLUMNS, tokens)
-    _insert_rows(conn, STRING, _STRING_COLUMNS, strings)
-    _insert_rows(conn, DATE, _DATE_COLUMNS, dates)
-    _insert_rows(conn, REFERENCE, _REFERENCE_COLUMNS, references)
+    # Index keys are unique by construction; a duplicate would be harmless, so it is never an error.
+    _insert_rows(conn, TOKEN, _TOKEN_COLUMNS, tokens, ignore_duplicates=True)
+    _insert_rows(conn, STRING, _STRING_COLUMNS, strings, ignore_duplicates=True)
+    _insert_rows(conn, DATE, _DATE_COLUMNS, dates, ignore_duplicates=True)
+    _insert_rows(conn, REFERENCE, _REFERENCE_COLUMNS, references, ignore_duplicates=True)

@@ -69,47 +69,43 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('search_date',
-    sa.Column('row_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('resource_type', sa.String(length=64), nullable=False),
     sa.Column('resource_id', sa.String(length=64), nullable=False),
     sa.Column('param', sa.String(length=64), nullable=False),
     sa.Column('low', sa.BigInteger(), nullable=False),
     sa.Column('high', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('resource_type', 'resource_id', 'param', 'low', 'high'),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('search_date', schema=None) as batch_op:
         batch_op.create_index('ix_search_date_high', ['resource_type', 'param', 'high', 'low', 'resource_id'], unique=False)
         batch_op.create_index('ix_search_date_low', ['resource_type', 'param', 'low', 'high', 'resource_id'], unique=False)
-        batch_op.create_index('ix_search_date_owner', ['resource_type', 'resource_id', 'param'], unique=False)
 
     op.create_table('search_reference',
-    sa.Column('row_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('resource_type', sa.String(length=64), nullable=False),
     sa.Column('resource_id', sa.String(length=64), nullable=False),
     sa.Column('param', sa.String(length=64), nullable=False),
     sa.Column('target_type', sa.String(length=64), nullable=False),
     sa.Column('target_id', sa.String(length=64), nullable=False),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('resource_type', 'resource_id', 'param', 'target_type', 'target_id'),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('search_reference', schema=None) as batch_op:
-        batch_op.create_index('ix_search_reference_owner', ['resource_type', 'resource_id', 'param'], unique=False)
         batch_op.create_index('ix_search_reference_target', ['target_type', 'target_id', 'resource_type', 'param', 'resource_id'], unique=False)
 
     op.create_table('search_string',
-    sa.Column('row_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('resource_type', sa.String(length=64), nullable=False),
     sa.Column('resource_id', sa.String(length=64), nullable=False),
     sa.Column('param', sa.String(length=64), nullable=False),
     sa.Column('value_norm', sa.String().with_variant(sa.String(collation='C'), 'postgresql'), nullable=False),
     sa.Column('value_exact', sa.String(), nullable=False),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('resource_type', 'resource_id', 'param', 'value_norm', 'value_exact'),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('search_string', schema=None) as batch_op:
         batch_op.create_index('ix_search_string_lookup', ['resource_type', 'param', 'value_norm', 'resource_id'], unique=False)
-        batch_op.create_index('ix_search_string_owner', ['resource_type', 'resource_id', 'param'], unique=False)
 
     op.create_table('search_token',
-    sa.Column('row_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('resource_type', sa.String(length=64), nullable=False),
     sa.Column('resource_id', sa.String(length=64), nullable=False),
     sa.Column('param', sa.String(length=64), nullable=False),
@@ -117,32 +113,28 @@ def upgrade() -> None:
     sa.Column('code', sa.String(), nullable=False),
     sa.Column('date_low', sa.BigInteger(), nullable=True),
     sa.Column('date_high', sa.BigInteger(), nullable=True),
-    sa.PrimaryKeyConstraint('row_id')
+    sa.PrimaryKeyConstraint('resource_type', 'resource_id', 'param', 'system', 'code'),
+    sqlite_with_rowid=False
     )
     with op.batch_alter_table('search_token', schema=None) as batch_op:
         batch_op.create_index('ix_search_token_lookup', ['resource_type', 'param', 'code', 'date_low', 'date_high', 'system', 'resource_id'], unique=False)
-        batch_op.create_index('ix_search_token_owner', ['resource_type', 'resource_id', 'param', 'code'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('search_token', schema=None) as batch_op:
-        batch_op.drop_index('ix_search_token_owner')
         batch_op.drop_index('ix_search_token_lookup')
 
     op.drop_table('search_token')
     with op.batch_alter_table('search_string', schema=None) as batch_op:
-        batch_op.drop_index('ix_search_string_owner')
         batch_op.drop_index('ix_search_string_lookup')
 
     op.drop_table('search_string')
     with op.batch_alter_table('search_reference', schema=None) as batch_op:
         batch_op.drop_index('ix_search_reference_target')
-        batch_op.drop_index('ix_search_reference_owner')
 
     op.drop_table('search_reference')
     with op.batch_alter_table('search_date', schema=None) as batch_op:
-        batch_op.drop_index('ix_search_date_owner')
         batch_op.drop_index('ix_search_date_low')
         batch_op.drop_index('ix_search_date_high')
 
