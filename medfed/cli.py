@@ -151,6 +151,9 @@ def node_generate(
     if fmt not in ("bundle", "ndjson"):
         console.print("[red]error:[/red] --format must be bundle or ndjson")
         raise typer.Exit(2)
+    if out.exists() and any(out.iterdir()):
+        console.print("[red]error:[/red] --out must be a new or empty folder (old files would mix in)")
+        raise typer.Exit(2)
     chosen: Literal["bundle", "ndjson"] = "bundle" if fmt == "bundle" else "ndjson"
     with Progress(
         TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -163,7 +166,7 @@ def node_generate(
             fmt=chosen,
             patients_per_bundle=patients_per_bundle,
             site=site,
-            progress=lambda n: bar.advance(task, n),
+            progress=lambda done: bar.update(task, completed=done),
         )
     total = sum(summary.resources.values())
     console.print(f"{summary.patients} patients, {total} resources in {len(summary.files)} file(s) under {out}")

@@ -84,3 +84,21 @@ def test_unknown_role_is_a_usage_error(tmp_path: Path, role: str) -> None:
     data = str(tmp_path / "node")
     _run("node", "init", "--data-dir", data)
     assert _run("node", "token", "create", "--data-dir", data, "--role", role)[0] == 2
+
+
+def test_generate_then_ingest_round_trip(tmp_path: Path) -> None:
+    """generate writes Bundles or NDJSON that ingest completely; a non-empty --out is refused."""
+    data = str(tmp_path / "node")
+    _run("node", "init", "--data-dir", data)
+    for fmt in ("bundle", "ndjson"):
+        out = tmp_path / fmt
+        code, _ = _run("node", "generate", "--patients", "15", "--seed", "3", "--out", str(out), "--format", fmt)
+        assert code == 0
+        assert _run("node", "generate", "--patients", "1", "--out", str(out))[0] == 2
+        code, printed = _run("node", "ingest", "--data-dir", data, str(out))
+        assert code == 0
+        summary = orjson.loads(printed[printed.index("{") :])
+        assert summary["rejected"] == []
+        assert summary["stored"]["Patient"] == 15
+    service = open_service(NodeSettings(data_dir=Path(data)))
+    assert service.search(service.parse("Patient", [("_count", "0")])).total == 30
