@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -69,11 +70,11 @@ def _swap_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-@pytest.fixture
-def fresh_postgres_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+@contextmanager
+def temporary_postgres_database(prefix: str = "medfed_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards; skips or fails as above."""
     _require_postgres()
-    name = f"medfed_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -83,21 +84,20 @@ def fresh_postgres_url() -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    with temporary_postgres_database() as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def _session_postgres_url() -> Iterator[str]:
-    _require_postgres()
-    name = f"medfed_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = _swap_database(POSTGRES_ADMIN_URL, name)
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    try:
+    with temporary_postgres_database() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
         yield url
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _truncate_all(url: str) -> None:

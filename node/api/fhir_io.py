@@ -22,17 +22,29 @@ from node.fhir.resources import format_instant, now_micros
 from node.fhir.service import SearchResult
 from node.store.resources import StoredResource
 
-__all__ = ["base_url", "bundle_response", "read_json_body", "resource_response"]
+__all__ = ["base_url", "bundle_response", "media_type", "read_body", "read_json_body", "resource_response"]
 
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
 
 
+def media_type(request: Request, default: str) -> str:
+    """The request's media type without parameters, lower-cased."""
+    return request.headers.get("content-type", default).split(";")[0].strip().lower()
+
+
 async def read_json_body(request: Request) -> Any:
     """The parsed JSON body; 413 over the node's limit, 415 for other media types, 400 if malformed."""
-    limit: int = request.app.state.settings.max_request_bytes
-    media_type = request.headers.get("content-type", "application/fhir+json").split(";")[0].strip().lower()
-    if media_type not in _JSON_TYPES:
+    if media_type(request, "application/fhir+json") not in _JSON_TYPES:
         raise InputError(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
+    try:
+        return orjson.loads(await read_body(request))
+    except orjson.JSONDecodeError:
+        raise InputError(ErrorCode.MALFORMED_JSON) from None
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw body, refused with 413 as soon as it exceeds the node's limit."""
+    limit: int = request.app.state.settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise InputError(ErrorCode.PAYLOAD_TOO_LARGE)
@@ -43,10 +55,7 @@ async def read_json_body(request: Request) -> Any:
         if size > limit:
             raise InputError(ErrorCode.PAYLOAD_TOO_LARGE)
         chunks.append(chunk)
-    try:
-        return orjson.loads(b"".join(chunks))
-    except orjson.JSONDecodeError:
-        raise InputError(ErrorCode.MALFORMED_JSON) from None
+    return b"".join(chunks)
 
 
 def base_url(request: Request) -> str:

@@ -132,6 +132,21 @@ def _foldable_date(query: SearchQuery, crit: Criterion) -> bool:
     return crit.kind == "date" and crit.modifier is None and crit.name == PRIMARY_DATE_PARAM.get(query.resource_type)
 
 
+def _one_row_per_resource(crit: Criterion) -> bool:
+    """True when at most one index row of a resource can match: then no DISTINCT (and no sort) is needed.
+
+    Index keys are (resource, param, value...), so one fully specified value matches one row at most.
+    """
+    if len(crit.values) != 1:
+        return False
+    (value,) = crit.values
+    if isinstance(value, TokenValue):
+        return value.system is not None and value.code is not None
+    if isinstance(value, ReferenceValue):
+        return value.target_type is not None
+    return False
+
+
 def _matching_ids(query: SearchQuery) -> Select[tuple[str]]:
     """SELECT DISTINCT resource_id of every current resource matching all criteria."""
     t = query.resource_type
@@ -149,7 +164,9 @@ def _matching_ids(query: SearchQuery) -> Select[tuple[str]]:
     else:
         driver = drivers[0]
         d = _TABLE_OF_KIND[driver.kind].alias("d")
-        stmt = sa.select(d.c.resource_id).where(d.c.resource_type == t, _rows_predicate(d, driver)).distinct()
+        stmt = sa.select(d.c.resource_id).where(d.c.resource_type == t, _rows_predicate(d, driver))
+        if not _one_row_per_resource(driver):
+            stmt = stmt.distinct()
         rest = [c for c in criteria if c is not driver]
         resource_id = d.c.resource_id
         if driver.kind == "token":

@@ -22,11 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
-from tests.conftest import POSTGRES_ADMIN_URL, _require_postgres, _swap_database
+from tests.conftest import temporary_postgres_database
 
 STARTUP_DEADLINE_S = 60.0
 COMMAND_TIMEOUT_S = 60.0
@@ -146,15 +144,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def _module_postgres_url() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test module, dropped afterwards."""
-    _require_postgres()
-    name = f"medfed_e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _swap_database(POSTGRES_ADMIN_URL, name)
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with temporary_postgres_database("medfed_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

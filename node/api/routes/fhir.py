@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from common.errors import ErrorCode, InputError
 from node.api.deps import Admin, Reader, ServiceDep, SettingsDep
 from node.api.errors import FHIR_JSON
-from node.api.fhir_io import base_url, bundle_response, read_json_body, resource_response
+from node.api.fhir_io import base_url, bundle_response, media_type, read_body, read_json_body, resource_response
 from node.fhir.bundles import process_bundle
 from node.fhir.capability import capability_statement
 from node.fhir.service import FhirService, check_type
@@ -98,10 +98,9 @@ def search(request: Request, resource_type: str, service: ServiceDep, _: Reader)
 @router.post("/{resource_type}/_search", name="fhir.search_post")
 async def search_post(request: Request, resource_type: str, service: ServiceDep, _: Reader) -> Response:
     """Search by POST with a form body (keeps identifiers out of URLs and proxy logs)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in ("application/x-www-form-urlencoded", ""):
+    if media_type(request, "") not in ("application/x-www-form-urlencoded", ""):
         raise InputError(ErrorCode.UNSUPPORTED_MEDIA_TYPE)
-    body = (await request.body()).decode("utf-8", errors="replace")
+    body = (await read_body(request)).decode("utf-8", errors="replace")
     params = _params(request) + parse_qsl(body, keep_blank_values=True)
     return await run_in_threadpool(_search_response, request, service, resource_type, params)
 
