@@ -18,6 +18,7 @@ import orjson
 
 from common.errors import ErrorCode, InputError, MedfedError
 from node.fhir.extract import IndexEntries
+from node.fhir.gc_pause import gc_paused
 from node.fhir.outcome import operation_outcome
 from node.fhir.resources import PreparedResource, format_instant, new_id, now_micros, prepare
 from node.fhir.service import FhirService, WriteResult, check_id, check_type
@@ -149,9 +150,10 @@ def process_bundle(
 ) -> BundleOutcome:
     """Run a transaction or batch Bundle; raises for a failed transaction, never for a batch entry."""
     kind, raw_entries = _check_bundle(bundle, max_entries)
-    if kind == "transaction":
-        return _transaction(service, raw_entries, search_page)
-    return _batch(service, raw_entries, search_page)
+    with gc_paused():
+        if kind == "transaction":
+            return _transaction(service, raw_entries, search_page)
+        return _batch(service, raw_entries, search_page)
 
 
 def _transaction(

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from common.errors import ErrorCode, InputError, MedfedError
 from node.fhir.bundles import process_bundle
 from node.fhir.extract import IndexEntries
+from node.fhir.gc_pause import gc_paused
 from node.fhir.resources import PreparedResource, new_id, now_micros, prepare
 from node.fhir.service import FhirService
 from node.fhir.validation import validate_resource
@@ -98,16 +99,23 @@ def ingest_paths(
     if on_file is not None:
         on_file(len(files))
     summary = IngestSummary()
-    for number, path in enumerate(files, start=1):
-        summary.files += 1
-        if path.suffix == ".ndjson":
-            _ingest_ndjson(service, path, number, summary, progress)
-        else:
-            _ingest_bundle(service, path, number, summary, max_bundle_entries, progress)
+    with gc_paused():
+        for number, path in enumerate(files, start=1):
+            summary.files += 1
+            if path.suffix == ".ndjson":
+                _ingest_ndjson(service, path, number, summary, progress)
+            else:
+                _ingest_bundle(service, path, number, summary, max_bundle_entries, progress)
     with write_transaction(service.engine) as conn:
         conn.execute(
             INGEST_REPORT.insert().values(at=now_micros(), source="cli", summary=orjson.dumps(summary.as_dict()))
         )
+    if service.engine.dialect.name == "sqlite":
+        # A bulk load changes the tables' shape: refresh the planner's statistics (sampled, so this
+        # takes milliseconds even on a large database).
+        with service.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            conn.exec_driver_sql("ANALYZE")
     return summary
 
 

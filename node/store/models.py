@@ -7,7 +7,8 @@ parameter type; a deleted resource has no index rows, so searches never see it.
 
 ``search_token`` rows also carry the range of their resource's primary date (``Observation.date``,
 ``Condition.onset-date``, ...): the most common clinical query, *code within a time window*, then
-reads one covering index instead of joining two large tables.
+reads one covering index instead of joining two large tables. That index orders by the range's
+*end*, so "since D" (``ge``, ``gt``, ``sa``, ``eq``, ``eb``) seeks straight to its first row.
 
 Times are integer epoch microseconds (UTC); a date range is half-open ``[low, high)``.
 """
@@ -80,8 +81,8 @@ class SearchToken(SQLModel, table=True):
             "resource_type",
             "param",
             "code",
-            "date_low",
             "date_high",
+            "date_low",
             "system",
             "resource_id",
         ),

@@ -12,6 +12,7 @@ Deleted resources have no index rows, so only the resource-table paths check ``d
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,10 +48,14 @@ _STRING_END = "\U0010ffff"
 
 
 def _date_predicate(low: sa.ColumnElement[int], high: sa.ColumnElement[int], v: DateValue) -> ColumnElement[bool]:
-    """FHIR R4 date prefix semantics, target range [low, high) against search range [v.low, v.high)."""
+    """FHIR R4 date prefix semantics, target range [low, high) against search range [v.low, v.high).
+
+    Where a bound on ``high`` follows from the others (a range is never empty: high > low), it is
+    spelled out, so an index ordered by ``high`` can seek to it.
+    """
     match v.prefix:
         case "eq":
-            return sa.and_(low >= v.low, high <= v.high)
+            return sa.and_(low >= v.low, high <= v.high, high > v.low)
         case "ne":
             return sa.not_(sa.and_(low >= v.low, high <= v.high))
         case "gt":
@@ -62,7 +67,7 @@ def _date_predicate(low: sa.ColumnElement[int], high: sa.ColumnElement[int], v: 
         case "le":
             return low < v.high
         case "sa":
-            return low >= v.high
+            return sa.and_(low >= v.high, high > v.high)
         case "eb":
             return high <= v.low
         case _:  # "ap": overlap with the widened range
@@ -147,8 +152,20 @@ def _one_row_per_resource(crit: Criterion) -> bool:
     return False
 
 
-def _matching_ids(query: SearchQuery) -> Select[tuple[str]]:
-    """SELECT DISTINCT resource_id of every current resource matching all criteria."""
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The id query, and the order in which its driving index already yields the ids (if unique)."""
+
+    ids: Select[Any]
+    index_order: tuple[sa.ColumnElement[Any], ...] | None
+
+
+def _matching_ids(query: SearchQuery) -> Select[Any]:
+    """SELECT (DISTINCT) resource_id of every current resource matching all criteria."""
+    return _plan(query).ids
+
+
+def _plan(query: SearchQuery) -> _Plan:
     t = query.resource_type
     criteria = list(query.criteria)
     id_crit = next((c for c in criteria if c.name == "_id" and _can_drive(c)), None)
@@ -156,6 +173,7 @@ def _matching_ids(query: SearchQuery) -> Select[tuple[str]]:
         (c for c in criteria if c.name != "_id" and _can_drive(c)),
         key=lambda c: _DRIVER_RANK[c.kind],
     )
+    index_order: tuple[sa.ColumnElement[Any], ...] | None = None
     if id_crit is not None or not drivers:
         r = RESOURCE.alias("r")
         stmt = sa.select(r.c.id.label("resource_id")).where(r.c.resource_type == t, r.c.deleted == sa.false())
@@ -177,9 +195,18 @@ def _matching_ids(query: SearchQuery) -> Select[tuple[str]]:
                 ]
                 stmt = stmt.where(sa.or_(*preds))
             rest = [c for c in rest if c not in folded]
+            if _one_row_per_resource(driver):
+                # ix_search_token_lookup read backwards: newest primary date first, no sort step,
+                # so a page costs its own rows however many resources match.
+                index_order = (
+                    d.c.date_high.desc(),
+                    d.c.date_low.desc(),
+                    d.c.system.desc(),
+                    d.c.resource_id.desc(),
+                )
     for crit in rest:
         stmt = stmt.where(_exists(t, resource_id, crit))
-    return stmt
+    return _Plan(stmt, index_order)
 
 
 def count_matches(conn: Connection, query: SearchQuery) -> int:
@@ -216,10 +243,18 @@ def _sort_expression(resource_type: str, resource_id: sa.ColumnElement[str], key
 
 
 def find_ids(conn: Connection, query: SearchQuery) -> list[str]:
-    """The ids on the requested page, in the requested order (ties and default order: by id)."""
+    """The ids on the requested page, in the requested order.
+
+    Without ``_sort``: a search driven by one fully specified code returns the newest resources first
+    (by primary date, in index order); any other search orders by id. Ties under ``_sort`` go by id.
+    """
     if query.count == 0:
         return []
-    ids = _matching_ids(query).subquery("ids")
+    plan = _plan(query)
+    if not query.sort and plan.index_order is not None:
+        page = plan.ids.order_by(*plan.index_order).limit(query.count).offset(query.offset)
+        return [row[0] for row in conn.execute(page)]
+    ids = plan.ids.subquery("ids")
     order: list[sa.ColumnElement[Any]] = []
     for key in query.sort:
         expr = _sort_expression(query.resource_type, ids.c.resource_id, key)

@@ -358,3 +358,18 @@ def test_both_json_media_types_are_accepted(node: NodeClient, content_type: str)
         "/fhir/Patient", content=orjson.dumps(patient()), headers={**node.admin, "Content-Type": content_type}
     )
     assert response.status_code == 201
+
+
+def test_code_search_without_sort_pages_newest_first(node: NodeClient) -> None:
+    """A search by one system|code, unsorted, returns the newest first and pages through every match once."""
+    owner = create(node, patient(mrn="NEWEST"))
+    days = [f"2023-06-{d:02d}" for d in (5, 1, 9, 3, 7)]
+    for day in days:
+        create(node, observation(owner["id"], code="4548-4", when=day))
+    url: str | None = "/fhir/Observation?code=http://loinc.org|4548-4&_count=2"
+    seen: list[str] = []
+    while url:
+        bundle = node.client.get(url, headers=node.clinician).json()
+        seen += [e["resource"]["effectiveDateTime"] for e in bundle.get("entry", [])]
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+    assert seen == sorted(days, reverse=True)

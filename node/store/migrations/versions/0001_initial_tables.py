@@ -117,7 +117,7 @@ def upgrade() -> None:
     sqlite_with_rowid=False
     )
     with op.batch_alter_table('search_token', schema=None) as batch_op:
-        batch_op.create_index('ix_search_token_lookup', ['resource_type', 'param', 'code', 'date_low', 'date_high', 'system', 'resource_id'], unique=False)
+        batch_op.create_index('ix_search_token_lookup', ['resource_type', 'param', 'code', 'date_high', 'date_low', 'system', 'resource_id'], unique=False)
 
 
 
