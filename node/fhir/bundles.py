@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
+from sqlalchemy.engine import Connection
 
 from common.errors import ErrorCode, InputError, MedfedError
 from node.fhir.extract import IndexEntries
@@ -195,28 +196,15 @@ def _transaction(
                     mapping[entry.full_url] = target
             elif entry.method == "PUT" and entry.full_url:
                 mapping[entry.full_url] = f"{entry.resource_type}/{entry.resource_id}"
-        for entry in sorted(entries, key=lambda e: (_METHOD_ORDER[e.method], e.index)):
+        for entry in (e for e in entries if e.method == "DELETE"):
+            assert entry.resource_id is not None
             try:
-                if entry.method == "DELETE":
-                    assert entry.resource_id is not None
-                    service.delete_in(conn, entry.resource_type, entry.resource_id)
-                    responses[entry.index] = {"response": {"status": "204 No Content"}}
-                elif entry.index in created_indexes:
-                    continue  # bulk-inserted below, after deletes and before puts
-                elif entry.method == "PUT":
-                    assert entry.resource is not None
-                    entry.resource["id"] = entry.resource_id
-                    result = service.update_in(conn, entry.resource, if_match=entry.if_match, urns=mapping)
-                    responses[entry.index] = _response_entry(
-                        result.stored, "201 Created" if result.created else "200 OK"
-                    )
-                    written.append((entry.resource_type, None))
-                elif entry.method == "GET":
-                    responses[entry.index] = _get(service, entry, search_page)
+                service.delete_in(conn, entry.resource_type, entry.resource_id)
             except MedfedError as exc:
                 raise _entry_error(entry.index, exc) from None
+            responses[entry.index] = {"response": {"status": "204 No Content"}}
         prepared: list[PreparedResource] = []
-        for entry in creates:
+        for entry in creates:  # all creates in one bulk insert
             assert entry.resource is not None
             assert entry.resource_id is not None
             try:
@@ -227,6 +215,20 @@ def _transaction(
         for entry, item in zip(creates, prepared, strict=True):
             responses[entry.index] = _response_entry(item.stored, "201 Created")
             written.append((entry.resource_type, item.index))
+        for entry in sorted((e for e in entries if e.method in ("PUT", "GET")), key=lambda e: _METHOD_ORDER[e.method]):
+            try:
+                if entry.method == "PUT":
+                    assert entry.resource is not None
+                    entry.resource["id"] = entry.resource_id
+                    result = service.update_in(conn, entry.resource, if_match=entry.if_match, urns=mapping)
+                    responses[entry.index] = _response_entry(
+                        result.stored, "201 Created" if result.created else "200 OK"
+                    )
+                    written.append((entry.resource_type, None))
+                else:
+                    responses[entry.index] = _get(service, entry, search_page, conn)
+            except MedfedError as exc:
+                raise _entry_error(entry.index, exc) from None
     response = {
         "resourceType": "Bundle",
         "type": "transaction-response",
@@ -239,9 +241,11 @@ def _get(
     service: FhirService,
     entry: _Entry,
     search_page: Callable[[str, list[tuple[str, str]]], dict[str, Any]] | None,
+    conn: Connection | None = None,
 ) -> dict[str, Any]:
+    """A GET entry: a read (inside the transaction when ``conn`` is given) or a search (committed state)."""
     if entry.resource_id is not None:
-        stored = service.read(entry.resource_type, entry.resource_id)
+        stored = service.read(entry.resource_type, entry.resource_id, conn=conn)
         return {"resource": orjson.loads(stored.content), **_response_entry(stored, "200 OK")}
     if search_page is None:
         raise InputError(ErrorCode.METHOD_NOT_ALLOWED)

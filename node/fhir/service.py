@@ -68,11 +68,13 @@ class FhirService:
 
     # ----------------------------------------------------------------- reads
 
-    def read(self, resource_type: str, resource_id: str) -> StoredResource:
+    def read(self, resource_type: str, resource_id: str, *, conn: Connection | None = None) -> StoredResource:
         """The current version; NOT_FOUND if it never existed, GONE if deleted."""
         check_type(resource_type)
-        with self.engine.connect() as conn:
-            current = rows.get_current(conn, resource_type, resource_id)
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.read(resource_type, resource_id, conn=own)
+        current = rows.get_current(conn, resource_type, resource_id)
         if current is None:
             raise NotFoundError()
         if current.deleted:

@@ -373,3 +373,26 @@ def test_code_search_without_sort_pages_newest_first(node: NodeClient) -> None:
         seen += [e["resource"]["effectiveDateTime"] for e in bundle.get("entry", [])]
         url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
     assert seen == sorted(days, reverse=True)
+
+
+def test_transaction_runs_deletes_posts_puts_then_gets(node: NodeClient) -> None:
+    """Inside a transaction the order is DELETE, POST, PUT, GET: a GET sees the PUT before it in the Bundle."""
+    kept = create(node, patient(mrn="ORDER-1"))
+    doomed = create(node, patient(mrn="ORDER-2"))
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"request": {"method": "GET", "url": f"Patient/{kept['id']}"}},
+            {"resource": {**kept, "gender": "other"}, "request": {"method": "PUT", "url": f"Patient/{kept['id']}"}},
+            {"request": {"method": "DELETE", "url": f"Patient/{doomed['id']}"}},
+            {"resource": patient(mrn="ORDER-3"), "request": {"method": "POST", "url": "Patient"}},
+        ],
+    }
+    response = node.client.post("/fhir", json=bundle, headers=node.admin)
+    assert response.status_code == 200, response.text
+    entries = response.json()["entry"]
+    assert entries[0]["resource"]["gender"] == "other"
+    assert entries[0]["resource"]["meta"]["versionId"] == "2"
+    assert [e["response"]["status"] for e in entries[1:]] == ["200 OK", "204 No Content", "201 Created"]
+    assert node.client.get(f"/fhir/Patient/{doomed['id']}", headers=node.clinician).status_code == 410
