@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.errors import ConfigError, MedfedError
+from common.errors import ConfigError, InputError, MedfedError
+from coordinator.config import CoordinatorSettings
 from node.config import NodeSettings
 
 EXIT_RUNTIME = 1
@@ -30,6 +31,10 @@ node_app = typer.Typer(no_args_is_help=True, help="Run and administer a hospital
 token_app = typer.Typer(no_args_is_help=True, help="API tokens for the node's local users.")
 app.add_typer(node_app, name="node")
 node_app.add_typer(token_app, name="token")
+coordinator_app = typer.Typer(no_args_is_help=True, help="Run and administer the coordinator.")
+coordinator_token_app = typer.Typer(no_args_is_help=True, help="API tokens for the coordinator's users.")
+app.add_typer(coordinator_app, name="coordinator")
+coordinator_app.add_typer(coordinator_token_app, name="token")
 console = Console(stderr=True)
 
 DataDir = Annotated[
@@ -170,6 +175,104 @@ def node_generate(
         )
     total = sum(summary.resources.values())
     console.print(f"{summary.patients} patients, {total} resources in {len(summary.files)} file(s) under {out}")
+
+
+CoordinatorDataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="The coordinator's data directory [env: MEDFED_COORDINATOR_DATA_DIR]."),
+]
+
+
+def _coordinator_settings(data_dir: Path | None, **overrides: object) -> CoordinatorSettings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    try:
+        return CoordinatorSettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in err["loc"]) or "settings" for err in exc.errors())
+        raise ConfigError(detail=f"invalid settings: {fields}") from None
+
+
+@coordinator_app.command("init")
+def coordinator_init(data_dir: CoordinatorDataDir = None) -> None:
+    """Create the coordinator's data directory (mode 0700) and database (safe to run again: it migrates).
+
+    Once the trust step lands, init also creates the coordinator's signing key and TLS certificate.
+    """
+    from coordinator.runtime import init_coordinator
+
+    try:
+        settings = _coordinator_settings(data_dir)
+        engine, revision = init_coordinator(settings)
+        engine.dispose()
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"coordinator initialised in {settings.data_dir} (schema {revision})")
+
+
+@coordinator_app.command("start")
+def coordinator_start(
+    data_dir: CoordinatorDataDir = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8443].")] = None,
+) -> None:
+    """Serve the coordinator's API (plain HTTP until the trust step adds TLS)."""
+    from coordinator.runtime import serve
+
+    try:
+        serve(_coordinator_settings(data_dir, host=host, port=port))
+    except MedfedError as exc:
+        raise _fail(exc) from None
+
+
+@coordinator_token_app.command("create")
+def coordinator_token_create(
+    role: Annotated[str, typer.Option(help="admin, researcher or observer.")],
+    data_dir: CoordinatorDataDir = None,
+    label: Annotated[str, typer.Option(help="A note for whom the token is (stored, not secret).")] = "",
+) -> None:
+    """Create an API token and print it once; only its hash is stored."""
+    from coordinator.runtime import open_engine
+    from coordinator.store.tokens import Role, create_token
+
+    if role not in {r.value for r in Role}:
+        console.print("[red]error:[/red] --role must be admin, researcher or observer")
+        raise typer.Exit(2)
+    try:
+        engine = open_engine(_coordinator_settings(data_dir))
+        token_id, token = create_token(engine, role=Role(role), label=label)
+        engine.dispose()
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"token {token_id} ({role}) created; it is shown only now:")
+    sys.stdout.write(token + "\n")
+
+
+@coordinator_app.command("enrol-code")
+def coordinator_enrol_code(
+    node: Annotated[str, typer.Option("--node", help="The name the node will enrol under.")],
+    data_dir: CoordinatorDataDir = None,
+) -> None:
+    """Create a one-time enrolment code for a node and print it once; only its hash is stored."""
+    from datetime import UTC, datetime
+
+    from coordinator.runtime import open_engine
+    from coordinator.store.enrolment import create_enrolment_code
+
+    try:
+        settings = _coordinator_settings(data_dir)
+        engine = open_engine(settings)
+        issued = create_enrolment_code(engine, node_name=node, ttl_s=settings.enrol_code_ttl_s)
+        engine.dispose()
+    except InputError as exc:
+        console.print(f"[red]error:[/red] --node: {exc.detail}")
+        raise typer.Exit(2) from None
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    expires = datetime.fromtimestamp(issued.expires_at / 1_000_000, tz=UTC).isoformat(timespec="seconds")
+    console.print(f"enrolment code for {issued.node_name!r} (valid until {expires}); it is shown only now:")
+    sys.stdout.write(issued.code + "\n")
 
 
 @app.command("demo")

@@ -1,0 +1,70 @@
+"""The coordinator's settings: one object per process, read from ``MEDFED_COORDINATOR_*`` and the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DATABASE_FILE", "CoordinatorSettings"]
+
+DATABASE_FILE = "coordinator.db"
+
+
+class CoordinatorSettings(BaseSettings):
+    """Everything a coordinator process needs to know; tests build it directly."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDFED_COORDINATOR_", extra="forbid")
+
+    data_dir: Path = Field(description="Where the coordinator keeps its database file, keys and logs.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means a SQLite file in the data directory.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="The URL nodes dial (behind a proxy or NAT); unset means https://host:port.",
+    )
+    log_level: str = "INFO"
+    heartbeat_interval_s: float = Field(default=10.0, gt=0, description="How often nodes say they are alive.")
+    node_offline_after_s: float = Field(
+        default=30.0, gt=0, description="A node not heard from for this long is shown offline."
+    )
+    enrol_code_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a new enrolment code is valid.")
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+    @field_validator("database_url", "public_url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("public_url must be an http(s) URL")
+        return None if value is None else value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _offline_after_heartbeats(self) -> CoordinatorSettings:
+        if self.node_offline_after_s <= self.heartbeat_interval_s:
+            raise ValueError("node_offline_after_s must be longer than heartbeat_interval_s")
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL the store connects to."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
+
+    @property
+    def public_base_url(self) -> str:
+        """The URL nodes dial: ``public_url`` when set, else ``https://host:port``."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"

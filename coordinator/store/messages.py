@@ -1,0 +1,324 @@
+"""The node channel's mailbox: messages kept until acknowledged, replies kept once per message.
+
+A message's life: enqueued -> delivered (sent on the node's connection) -> acknowledged (the node
+confirmed it, or replied). A node that reconnects gets its delivered but unacknowledged messages
+again (:func:`requeue_unacked`), so a dropped connection loses nothing. A message whose round
+deadline or TTL has passed before delivery is dropped with a reason instead of being sent. A reply
+is keyed by the message it answers, so a retried reply is recognised as a duplicate.
+
+The payloads are opaque bytes here (Flower's serde, applied by ``common/flower.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+
+from common.errors import ErrorCode, InputError, NotFoundError
+from common.ids import JobId, NodeId
+from coordinator.store.db import Db, insert_ignoring_duplicates, now_micros, reading, writing
+from coordinator.store.models import ChannelMessage, ChannelReply, Job
+from coordinator.store.nodes import require_enrolled
+
+__all__ = [
+    "DropReason",
+    "Message",
+    "Reply",
+    "ReplyStatus",
+    "ack_messages",
+    "drop_job_messages",
+    "drop_messages",
+    "enqueue_message",
+    "fetch_replies",
+    "fetch_undelivered",
+    "get_message",
+    "mark_delivered",
+    "requeue_unacked",
+    "store_reply",
+]
+
+MESSAGE: sa.Table = ChannelMessage.__table__  # type: ignore[attr-defined]
+REPLY: sa.Table = ChannelReply.__table__  # type: ignore[attr-defined]
+JOB: sa.Table = Job.__table__  # type: ignore[attr-defined]
+MAX_MESSAGE_ID_LENGTH = 128
+
+
+class DropReason(StrEnum):
+    """Why a message was dropped instead of delivered."""
+
+    DEADLINE_PASSED = "deadline_passed"  # its round's deadline passed before delivery
+    EXPIRED = "expired"  # its TTL passed before delivery
+    CANCELLED = "cancelled"  # its job was cancelled
+    NODE_REVOKED = "node_revoked"
+
+
+class ReplyStatus(StrEnum):
+    """What :func:`store_reply` did with a reply."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"  # the message has a reply already; this one was ignored
+    LATE = "late"  # the message was dropped or its deadline had passed; not stored
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of the channel. Times are epoch microseconds."""
+
+    id: str
+    node_id: NodeId
+    job_id: JobId | None
+    round: int | None
+    payload: bytes
+    created_at: int
+    deadline_at: int | None
+    expires_at: int | None
+    delivered_at: int | None
+    acked_at: int | None
+    dropped_at: int | None
+    drop_reason: DropReason | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A node's reply to one message."""
+
+    message_id: str
+    node_id: NodeId
+    payload: bytes
+    received_at: int
+
+
+def _message(row: sa.Row[Any]) -> Message:
+    values = row._mapping
+    return Message(
+        id=values["id"],
+        node_id=NodeId(values["node_id"]),
+        job_id=None if values["job_id"] is None else JobId(values["job_id"]),
+        round=values["round"],
+        payload=bytes(values["payload"]),
+        created_at=int(values["created_at"]),
+        deadline_at=values["deadline_at"],
+        expires_at=values["expires_at"],
+        delivered_at=values["delivered_at"],
+        acked_at=values["acked_at"],
+        dropped_at=values["dropped_at"],
+        drop_reason=None if values["drop_reason"] is None else DropReason(values["drop_reason"]),
+    )
+
+
+def _reply(row: sa.Row[Any]) -> Reply:
+    values = row._mapping
+    return Reply(
+        message_id=values["message_id"],
+        node_id=NodeId(values["node_id"]),
+        payload=bytes(values["payload"]),
+        received_at=int(values["received_at"]),
+    )
+
+
+def _time(now: int | None) -> int:
+    return now_micros() if now is None else now
+
+
+def enqueue_message(
+    db: Db,
+    *,
+    message_id: str,
+    node_id: str,
+    payload: bytes,
+    job_id: str | None = None,
+    round: int | None = None,  # the column's name: a Flower round number
+    deadline_at: int | None = None,
+    expires_at: int | None = None,
+    now: int | None = None,
+) -> bool:
+    """Keep a message for ``node_id`` until it is acknowledged; True when new, False when the id exists.
+
+    Pushing the same message id again (a resumed job re-sending its round) changes nothing.
+    NotFoundError for an unknown node or job, AccessError (forbidden) for a revoked node.
+    """
+    if not message_id or len(message_id) > MAX_MESSAGE_ID_LENGTH:
+        raise InputError(ErrorCode.INVALID_REQUEST, detail="message id empty or too long")
+    with writing(db) as conn:
+        require_enrolled(conn, node_id=node_id)
+        if job_id is not None and conn.execute(sa.select(JOB.c.id).where(JOB.c.id == job_id)).first() is None:
+            raise NotFoundError(detail="no such job")
+        return insert_ignoring_duplicates(
+            conn,
+            MESSAGE,
+            {
+                "id": message_id,
+                "node_id": node_id,
+                "job_id": job_id,
+                "round": round,
+                "payload": payload,
+                "created_at": _time(now),
+                "deadline_at": deadline_at,
+                "expires_at": expires_at,
+            },
+        )
+
+
+def _pending(node_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(MESSAGE.c.node_id == node_id, MESSAGE.c.delivered_at.is_(None), MESSAGE.c.dropped_at.is_(None))
+
+
+def fetch_undelivered(db: Db, *, node_id: str, limit: int = 100, now: int | None = None) -> list[Message]:
+    """A node's undelivered messages, oldest first, at most ``limit``.
+
+    Messages whose round deadline or TTL has passed at ``now`` are not returned: they are dropped
+    (``deadline_passed`` or ``expired``) in the same transaction.
+    """
+    at = _time(now)
+    with writing(db) as conn:
+        conn.execute(
+            MESSAGE.update()
+            .where(_pending(node_id), MESSAGE.c.deadline_at <= at)
+            .values(dropped_at=at, drop_reason=str(DropReason.DEADLINE_PASSED))
+        )
+        conn.execute(
+            MESSAGE.update()
+            .where(_pending(node_id), MESSAGE.c.expires_at <= at)
+            .values(dropped_at=at, drop_reason=str(DropReason.EXPIRED))
+        )
+        rows = conn.execute(
+            sa.select(MESSAGE).where(_pending(node_id)).order_by(MESSAGE.c.created_at, MESSAGE.c.id).limit(limit)
+        )
+        return [_message(row) for row in rows]
+
+
+def mark_delivered(db: Db, *, node_id: str, message_ids: Collection[str], now: int | None = None) -> int:
+    """Note that these messages were sent to ``node_id``; returns how many were pending and now are not.
+
+    Ids of other nodes' messages, or of dropped or delivered ones, are ignored.
+    """
+    if not message_ids:
+        return 0
+    with writing(db) as conn:
+        result = conn.execute(
+            MESSAGE.update()
+            .where(_pending(node_id), MESSAGE.c.id.in_(list(message_ids)))
+            .values(delivered_at=_time(now))
+        )
+    return int(result.rowcount)
+
+
+def ack_messages(db: Db, *, node_id: str, message_ids: Collection[str], now: int | None = None) -> int:
+    """Note that ``node_id`` confirmed these messages; returns how many were newly acknowledged.
+
+    Ids of other nodes' messages, and already acknowledged or dropped ones, are ignored.
+    """
+    if not message_ids:
+        return 0
+    return _ack(db, node_id=node_id, message_ids=list(message_ids), at=_time(now))
+
+
+def _ack(db: Db, *, node_id: str, message_ids: list[str], at: int) -> int:
+    with writing(db) as conn:
+        result = conn.execute(
+            MESSAGE.update()
+            .where(
+                MESSAGE.c.node_id == node_id,
+                MESSAGE.c.id.in_(message_ids),
+                MESSAGE.c.acked_at.is_(None),
+                MESSAGE.c.dropped_at.is_(None),
+            )
+            .values(acked_at=at, delivered_at=sa.func.coalesce(MESSAGE.c.delivered_at, at))
+        )
+    return int(result.rowcount)
+
+
+def requeue_unacked(db: Db, *, node_id: str) -> int:
+    """Make a node's delivered but unacknowledged messages undelivered again (on reconnect); returns how many."""
+    with writing(db) as conn:
+        result = conn.execute(
+            MESSAGE.update()
+            .where(
+                MESSAGE.c.node_id == node_id,
+                MESSAGE.c.delivered_at.is_not(None),
+                MESSAGE.c.acked_at.is_(None),
+                MESSAGE.c.dropped_at.is_(None),
+            )
+            .values(delivered_at=None)
+        )
+    return int(result.rowcount)
+
+
+def drop_messages(db: Db, *, message_ids: Collection[str], reason: DropReason, now: int | None = None) -> int:
+    """Drop these messages unless already acknowledged or dropped; returns how many were dropped."""
+    if not message_ids:
+        return 0
+    with writing(db) as conn:
+        result = conn.execute(
+            MESSAGE.update()
+            .where(MESSAGE.c.id.in_(list(message_ids)), MESSAGE.c.acked_at.is_(None), MESSAGE.c.dropped_at.is_(None))
+            .values(dropped_at=_time(now), drop_reason=str(reason))
+        )
+    return int(result.rowcount)
+
+
+def drop_job_messages(db: Db, *, job_id: str, reason: DropReason, now: int | None = None) -> int:
+    """Drop every unacknowledged message of a job (when it is cancelled or fails); returns how many."""
+    with writing(db) as conn:
+        result = conn.execute(
+            MESSAGE.update()
+            .where(MESSAGE.c.job_id == job_id, MESSAGE.c.acked_at.is_(None), MESSAGE.c.dropped_at.is_(None))
+            .values(dropped_at=_time(now), drop_reason=str(reason))
+        )
+    return int(result.rowcount)
+
+
+def get_message(db: Db, *, message_id: str) -> Message:
+    """The message with this id; NotFoundError when there is none."""
+    with reading(db) as conn:
+        row = conn.execute(sa.select(MESSAGE).where(MESSAGE.c.id == message_id)).first()
+    if row is None:
+        raise NotFoundError(detail="no such message")
+    return _message(row)
+
+
+def store_reply(db: Db, *, message_id: str, node_id: str, payload: bytes, now: int | None = None) -> ReplyStatus:
+    """Keep ``node_id``'s reply to ``message_id``, which also acknowledges the message.
+
+    DUPLICATE (nothing changes) when the message has a reply already; LATE (not stored) when the
+    message was dropped or its deadline passed before ``now``. NotFoundError when there is no such
+    message for this node (one answer for both, so a node learns nothing about other nodes' messages).
+    """
+    at = _time(now)
+    with writing(db) as conn:
+        message = conn.execute(
+            sa.select(MESSAGE.c.dropped_at, MESSAGE.c.deadline_at).where(
+                MESSAGE.c.id == message_id, MESSAGE.c.node_id == node_id
+            )
+        ).first()
+        if message is None:
+            raise NotFoundError(detail="no such message for this node")
+        if conn.execute(sa.select(REPLY.c.message_id).where(REPLY.c.message_id == message_id)).first() is not None:
+            return ReplyStatus.DUPLICATE
+        dropped_at, deadline_at = message
+        if dropped_at is not None or (deadline_at is not None and deadline_at <= at):
+            return ReplyStatus.LATE
+        stored = insert_ignoring_duplicates(
+            conn, REPLY, {"message_id": message_id, "node_id": node_id, "payload": payload, "received_at": at}
+        )
+        if not stored:  # a concurrent retry of the same reply got there first
+            return ReplyStatus.DUPLICATE
+        _ack(conn, node_id=node_id, message_ids=[message_id], at=at)
+    return ReplyStatus.STORED
+
+
+def fetch_replies(db: Db, *, message_ids: Collection[str]) -> list[Reply]:
+    """The replies received so far to these messages, in node-id order (then message id)."""
+    if not message_ids:
+        return []
+    with reading(db) as conn:
+        rows = conn.execute(
+            sa.select(REPLY)
+            .where(REPLY.c.message_id.in_(list(message_ids)))
+            .order_by(REPLY.c.node_id, REPLY.c.message_id)
+        )
+        return [_reply(row) for row in rows]
