@@ -1,0 +1,168 @@
+"""The node-side runner of federated messages: installed ClientApps, kept warm, one Context per job.
+
+A node never runs code that arrives over the network: a job names an app installed with the node, and
+the host refuses any other. The apps are built once when the node starts (torch and flwr are imported
+once per process, and :meth:`ClientAppHost.warm_up` pays torch's lazy first-use cost up front), then
+called in-process for every message.
+
+:meth:`ClientAppHost.handle` turns one serialised instruction into one serialised reply:
+
+* bytes that are not a Flower message raise :class:`~common.errors.InputError` (``invalid_request``):
+  there is nothing to reply to;
+* every other refusal is an **error reply** (a Flower ``Error`` with a
+  :class:`~common.flower.ReplyErrorCode` and a fixed public sentence), so the coordinator learns at once
+  instead of waiting for its timeout: ``INVALID_MESSAGE`` (Flower's validator rejects it),
+  ``WRONG_RECIPIENT`` (another node's message, or a run id that is not this job's), ``MESSAGE_TYPE_REFUSED``
+  (the job's signed spec does not allow the type), ``UNKNOWN_APP`` (no such installed app),
+  ``APP_FAILED`` (the app raised; the exception type is logged here, nothing of it leaves the node).
+
+Thread safety: messages of different jobs run concurrently; messages of one job at this node run one at
+a time, so an app may read and write its ``context.state`` without locks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from flwr.app import Context, Message, RecordDict, UserConfig
+from flwr.clientapp import ClientApp
+
+from common.flower import (
+    ReplyErrorCode,
+    error_reply,
+    flower_run_id,
+    instruction_problems,
+    is_reserved_node_id,
+    message_from_bytes,
+    message_to_bytes,
+)
+
+__all__ = ["ClientAppHost", "InstalledApp"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledApp:
+    """A ClientApp installed with the node, and what to run once to make its first message fast."""
+
+    app: ClientApp
+    warm_up: Callable[[], None] | None = None
+
+
+@dataclass(slots=True)
+class _JobContext:
+    context: Context
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ClientAppHost:
+    """Runs the node's installed ClientApps for federated jobs; one instance per node process."""
+
+    def __init__(
+        self,
+        *,
+        node_id: int,
+        apps: Mapping[str, InstalledApp],
+        node_config: UserConfig | None = None,
+    ) -> None:
+        if is_reserved_node_id(node_id):
+            raise ValueError("node_id is reserved by Flower or out of range; derive it with flower_node_id()")
+        self._node_id = node_id
+        self._apps = dict(apps)
+        self._node_config: UserConfig = dict(node_config or {})
+        self._jobs: dict[str, _JobContext] = {}
+        self._lock = threading.Lock()
+        self._warm = False
+
+    @property
+    def node_id(self) -> int:
+        """This node's Flower node id."""
+        return self._node_id
+
+    @property
+    def installed(self) -> frozenset[str]:
+        """Names of the installed apps."""
+        return frozenset(self._apps)
+
+    def warm_up(self) -> None:
+        """Run every app's warm-up once per host (later calls do nothing)."""
+        with self._lock:
+            if self._warm:
+                return
+            for installed in self._apps.values():
+                if installed.warm_up is not None:
+                    installed.warm_up()
+            self._warm = True
+
+    def context(self, job_id: str) -> Context:
+        """The job's Context at this node (created on first use); its ``state`` lasts until :meth:`close_job`."""
+        return self._job(job_id).context
+
+    def close_job(self, job_id: str) -> None:
+        """Forget the job's Context (call when the job ends); unknown jobs are ignored."""
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def handle(self, payload: bytes, *, job_id: str, app: str, allowed_message_types: frozenset[str]) -> bytes:
+        """Run one instruction of job ``job_id`` through installed app ``app``; return the serialised reply.
+
+        ``app`` and ``allowed_message_types`` come from the job's signed spec, which the node has verified;
+        the message itself chooses nothing but its type, which must be in ``allowed_message_types``.
+        """
+        message = message_from_bytes(payload)
+        started = time.perf_counter()
+        reply, outcome = self._reply(message, job_id=job_id, app=app, allowed_message_types=allowed_message_types)
+        _log.info(
+            "handled a %s message for app %s: %s in %.3f s",
+            message.metadata.message_type,
+            app if app in self._apps else "(unknown)",
+            outcome,
+            time.perf_counter() - started,
+        )
+        return message_to_bytes(reply)
+
+    def _job(self, job_id: str) -> _JobContext:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                context = Context(
+                    run_id=flower_run_id(job_id),
+                    node_id=self._node_id,
+                    node_config=dict(self._node_config),
+                    state=RecordDict(),
+                    run_config={},
+                )
+                job = self._jobs[job_id] = _JobContext(context)
+            return job
+
+    def _reply(
+        self, message: Message, *, job_id: str, app: str, allowed_message_types: frozenset[str]
+    ) -> tuple[Message, str]:
+        """The reply to ``message`` and a short outcome word for the log."""
+        if instruction_problems(message):
+            return error_reply(message, ReplyErrorCode.INVALID_MESSAGE), "invalid"
+        metadata = message.metadata
+        if metadata.dst_node_id != self._node_id or metadata.run_id != flower_run_id(job_id):
+            return error_reply(message, ReplyErrorCode.WRONG_RECIPIENT), "wrong recipient"
+        if metadata.message_type not in allowed_message_types:
+            return error_reply(message, ReplyErrorCode.MESSAGE_TYPE_REFUSED), "type refused"
+        installed = self._apps.get(app)
+        if installed is None:
+            return error_reply(message, ReplyErrorCode.UNKNOWN_APP), "unknown app"
+        job = self._job(job_id)
+        try:
+            with job.lock:
+                reply = installed.app(message, job.context)
+        except Exception as exc:
+            # The message of an app's exception can quote data values: log its type only.
+            _log.warning("app %s raised %s", app, type(exc).__name__)
+            return error_reply(message, ReplyErrorCode.APP_FAILED), "app failed"
+        if reply.metadata.reply_to_message_id != metadata.message_id or not reply.metadata.message_id:
+            _log.warning("app %s returned something other than a reply to its message", app)
+            return error_reply(message, ReplyErrorCode.APP_FAILED), "app failed"
+        return reply, "error reply" if reply.has_error() else "ok"
