@@ -57,6 +57,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL = "internal"
+    COORDINATOR_UNAVAILABLE = "coordinator_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,9 @@ CATALOG: dict[ErrorCode, CatalogEntry] = {
     ErrorCode.CONFLICT: CatalogEntry(409, "The request conflicts with the current state."),
     ErrorCode.METHOD_NOT_ALLOWED: CatalogEntry(405, "This operation is not supported here."),
     ErrorCode.INTERNAL: CatalogEntry(500, "Internal error."),
+    # Raised on a node when the coordinator cannot be reached (connection, proxy, timeout, 5xx): worth
+    # retrying, unlike a refusal (401), which the channel must not retry as if it were transient.
+    ErrorCode.COORDINATOR_UNAVAILABLE: CatalogEntry(503, "The coordinator cannot be reached; try again later."),
 }
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.limits import BodyLimit
-from coordinator.api.routes import health, nodes
+from coordinator.api.node_auth import NoncePruner
+from coordinator.api.routes import channel, enrol, health, nodes
 from coordinator.config import CoordinatorSettings
+from coordinator.federation.notifier import ChannelNotifier
+from coordinator.identity import CoordinatorIdentity, identity_exists
 from coordinator.store.db import make_engine
 
 __all__ = ["create_app"]
@@ -23,18 +29,39 @@ def _version() -> str:
 
 
 def create_app(settings: CoordinatorSettings) -> FastAPI:
-    """Build the coordinator's API over the database the settings name (migrated beforehand)."""
+    """Build the coordinator's API over the database the settings name (migrated beforehand).
+
+    The identity (``medfed coordinator init``) is loaded from the data directory when it is there;
+    without it the app still serves everything but ``/channel/v1/ca`` and ``/channel/v1/enrol``,
+    which answer 500 (misconfigured).
+    """
+    notifier = ChannelNotifier()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        notifier.bind_loop(asyncio.get_running_loop())  # so worker threads can wake long-polls
+        yield
+
     app = FastAPI(
         title="medfed coordinator",
+        lifespan=lifespan,
         version=_version(),
-        docs_url=None,  # nothing public beyond /healthz
+        docs_url=None,  # nothing public beyond /healthz and the enrolment routes
         redoc_url=None,
         openapi_url=None,
     )
     app.state.settings = settings
     app.state.engine = make_engine(settings.sqlalchemy_url)
+    app.state.identity = CoordinatorIdentity.load(settings.data_dir) if identity_exists(settings.data_dir) else None
+    app.state.enrol_limiter = enrol.FailureLimiter(
+        max_failures=settings.enrol_max_failures, window_s=settings.enrol_failure_window_s
+    )
+    app.state.nonce_pruner = NoncePruner()
+    app.state.notifier = notifier
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(nodes.router)
+    app.include_router(enrol.router)
+    app.include_router(channel.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -34,7 +35,24 @@ class CoordinatorSettings(BaseSettings):
         default=30.0, gt=0, description="A node not heard from for this long is shown offline."
     )
     enrol_code_ttl_s: float = Field(default=86_400.0, gt=0, description="How long a new enrolment code is valid.")
+    enrol_max_failures: int = Field(
+        default=10, gt=0, description="Failed enrolment attempts one client address may make per window."
+    )
+    enrol_failure_window_s: float = Field(default=600.0, gt=0, description="The window of enrol_max_failures.")
+    advertise: bool = Field(default=True, description="Announce the coordinator on the LAN (zeroconf) while serving.")
+    advertise_addresses: list[str] = Field(
+        default_factory=list,
+        description="IP addresses announced on the LAN (also the interfaces announced on); "
+        "empty means the listening host, which must then be a specific IP address.",
+    )
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+    @field_validator("advertise_addresses")
+    @classmethod
+    def _ip_addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            ipaddress.ip_address(address)  # ValueError names the field, not the value, in the CLI
+        return value
 
     @field_validator("database_url", "public_url")
     @classmethod
@@ -60,6 +78,17 @@ class CoordinatorSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
+
+    @property
+    def announced_addresses(self) -> list[str]:
+        """The addresses to announce on the LAN: ``advertise_addresses``, else ``host`` if it is one specific IP."""
+        if self.advertise_addresses:
+            return list(self.advertise_addresses)
+        try:
+            address = ipaddress.ip_address(self.host)
+        except ValueError:
+            return []
+        return [] if address.is_unspecified else [str(address)]
 
     @property
     def public_base_url(self) -> str:

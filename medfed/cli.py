@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from common.errors import ConfigError, InputError, MedfedError
+from common.errors import AccessError, ConfigError, InputError, MedfedError
 from coordinator.config import CoordinatorSettings
 from node.config import NodeSettings
 
@@ -177,6 +177,62 @@ def node_generate(
     console.print(f"{summary.patients} patients, {total} resources in {len(summary.files)} file(s) under {out}")
 
 
+@node_app.command("enrol")
+def node_enrol(
+    code: Annotated[str, typer.Argument(help="The one-time code from medfed coordinator enrol-code.")],
+    data_dir: DataDir = None,
+    coordinator: Annotated[
+        str | None,
+        typer.Option("--coordinator", help="The coordinator's https:// URL [default: the code's, else LAN discovery]."),
+    ] = None,
+    discovery_timeout: Annotated[
+        float, typer.Option(min=0.1, max=120, help="Seconds to look for the coordinator on the LAN.")
+    ] = 5.0,
+) -> None:
+    """Enrol this node with a coordinator: pin its CA from the code, register new keys, store the identity.
+
+    Exit codes: 0 enrolled; 1 no coordinator reachable (retry may help); 2 not an enrolment code;
+    3 the node is not initialised or enrolled already, the coordinator's identity does not match the
+    code, or the coordinator refused the code (used, expired, unknown). Nothing is written unless it
+    succeeds.
+    """
+    from node.identity import enrol
+    from node.runtime import open_service
+
+    try:
+        settings = _settings(data_dir)
+        open_service(settings).engine.dispose()  # the node must be initialised
+        identity = enrol(
+            settings.data_dir,
+            code,
+            version=_medfed_version(),
+            coordinator_url=coordinator,
+            discovery_timeout_s=discovery_timeout,
+        )
+    except InputError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(2) from None
+    except AccessError as exc:
+        console.print(f"[red]error:[/red] the coordinator refused the enrolment ({exc.detail})")
+        raise typer.Exit(EXIT_CONFIG) from None
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(  # markup off: an IPv6 URL's [brackets] are not rich markup
+        f"enrolled as {identity.node_id} with {identity.coordinator_url} (CA {identity.ca_fingerprint})",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _medfed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medfed")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 CoordinatorDataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="The coordinator's data directory [env: MEDFED_COORDINATOR_DATA_DIR]."),
@@ -195,20 +251,45 @@ def _coordinator_settings(data_dir: Path | None, **overrides: object) -> Coordin
 
 
 @coordinator_app.command("init")
-def coordinator_init(data_dir: CoordinatorDataDir = None) -> None:
-    """Create the coordinator's data directory (mode 0700) and database (safe to run again: it migrates).
+def coordinator_init(
+    data_dir: CoordinatorDataDir = None,
+    hostname: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hostname", help="A DNS name nodes dial, for the TLS certificate (repeatable) [default: localhost]."
+        ),
+    ] = None,
+    ip: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ip", help="An IP address nodes dial, for the TLS certificate (repeatable) [default: 127.0.0.1]."
+        ),
+    ] = None,
+) -> None:
+    """Create the coordinator's data directory (0700), database, signing key, CA and TLS certificate.
 
-    Once the trust step lands, init also creates the coordinator's signing key and TLS certificate.
+    Safe to run again: it migrates the database and creates only what is missing (an existing
+    certificate keeps its names; delete tls/server.pem and tls/server.key to re-issue it).
     """
+    from coordinator.identity import DEFAULT_HOSTNAMES, DEFAULT_IP_ADDRESSES, CoordinatorIdentity
     from coordinator.runtime import init_coordinator
 
     try:
         settings = _coordinator_settings(data_dir)
-        engine, revision = init_coordinator(settings)
+        engine, revision = init_coordinator(
+            settings,
+            hostnames=hostname or DEFAULT_HOSTNAMES,
+            ip_addresses=ip or DEFAULT_IP_ADDRESSES,
+        )
         engine.dispose()
+        fingerprint = CoordinatorIdentity.load(settings.data_dir).ca_fingerprint
+    except InputError as exc:
+        console.print(f"[red]error:[/red] --hostname/--ip: {exc.detail}")
+        raise typer.Exit(2) from None
     except MedfedError as exc:
         raise _fail(exc) from None
     console.print(f"coordinator initialised in {settings.data_dir} (schema {revision})")
+    console.print(f"CA fingerprint: {fingerprint}", soft_wrap=True)
 
 
 @coordinator_app.command("start")
@@ -216,12 +297,29 @@ def coordinator_start(
     data_dir: CoordinatorDataDir = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8443].")] = None,
+    no_advertise: Annotated[
+        bool, typer.Option("--no-advertise", help="Do not announce the coordinator on the LAN (zeroconf).")
+    ] = False,
+    advertise_address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--advertise-address", help="An IP address to announce on the LAN (repeatable) [default: --host]."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the coordinator's API (plain HTTP until the trust step adds TLS)."""
+    """Serve the coordinator's API over HTTPS (the certificate from init), announced on the LAN unless told not to."""
     from coordinator.runtime import serve
 
     try:
-        serve(_coordinator_settings(data_dir, host=host, port=port))
+        serve(
+            _coordinator_settings(
+                data_dir,
+                host=host,
+                port=port,
+                advertise=False if no_advertise else None,
+                advertise_addresses=advertise_address or None,
+            )
+        )
     except MedfedError as exc:
         raise _fail(exc) from None
 
@@ -253,18 +351,35 @@ def coordinator_token_create(
 def coordinator_enrol_code(
     node: Annotated[str, typer.Option("--node", help="The name the node will enrol under.")],
     data_dir: CoordinatorDataDir = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option("--public-url", help="The URL nodes dial, put in the code [default: the public_url setting]."),
+    ] = None,
 ) -> None:
-    """Create a one-time enrolment code for a node and print it once; only its hash is stored."""
+    """Create a one-time enrolment code for a node and print it once; only its secret's hash is stored.
+
+    The code carries the coordinator's CA fingerprint (the node pins it) and its URL.
+    """
     from datetime import UTC, datetime
 
+    from coordinator.identity import CoordinatorIdentity
     from coordinator.runtime import open_engine
     from coordinator.store.enrolment import create_enrolment_code
 
     try:
-        settings = _coordinator_settings(data_dir)
+        settings = _coordinator_settings(data_dir, public_url=public_url)
         engine = open_engine(settings)
-        issued = create_enrolment_code(engine, node_name=node, ttl_s=settings.enrol_code_ttl_s)
-        engine.dispose()
+        try:
+            identity = CoordinatorIdentity.load(settings.data_dir)
+            issued = create_enrolment_code(
+                engine,
+                node_name=node,
+                ttl_s=settings.enrol_code_ttl_s,
+                fingerprint=identity.ca_fingerprint,
+                public_url=settings.public_base_url,
+            )
+        finally:
+            engine.dispose()
     except InputError as exc:
         console.print(f"[red]error:[/red] --node: {exc.detail}")
         raise typer.Exit(2) from None

@@ -33,6 +33,10 @@ class NodeSettings(BaseSettings):
     default_page_size: int = Field(default=50, gt=0)
     max_page_size: int = Field(default=1_000, gt=0)
     log_level: str = "INFO"
+    coordinator_proxy: str | None = Field(
+        default=None,
+        description="HTTP(S) proxy for the channel to the coordinator; unset means HTTPS_PROXY/NO_PROXY apply.",
+    )
 
     @field_validator("database_url")
     @classmethod

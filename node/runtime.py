@@ -11,6 +11,7 @@ from common.errors import ConfigError
 from common.logs import configure_logging
 from node.config import NodeSettings
 from node.fhir.service import FhirService
+from node.identity import NodeIdentity
 from node.store.db import make_engine
 from node.store.migrate import current_revision, head_revision, upgrade
 
@@ -52,5 +53,15 @@ def serve(settings: NodeSettings) -> None:
     configure_logging(settings.log_level)
     init_node(settings)
     app = create_app(settings)
+    runner = None
+    if NodeIdentity.load(settings.data_dir) is not None:
+        # Imported only on enrolled nodes: it brings torch and flwr, which a plain FHIR node does not need.
+        from node.federation.service import start_federation
+
+        runner = start_federation(settings, app.state.service)
     log.info("node API listening", extra={"fields": {"host": settings.host, "port": settings.port}})
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    finally:
+        if runner is not None:
+            runner.stop()

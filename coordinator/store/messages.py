@@ -232,19 +232,22 @@ def _ack(db: Db, *, node_id: str, message_ids: list[str], at: int) -> int:
     return int(result.rowcount)
 
 
-def requeue_unacked(db: Db, *, node_id: str) -> int:
-    """Make a node's delivered but unacknowledged messages undelivered again (on reconnect); returns how many."""
+def requeue_unacked(db: Db, *, node_id: str, delivered_before: int | None = None) -> int:
+    """Make a node's delivered but unacknowledged messages undelivered again; returns how many.
+
+    All of them on a reconnect; with ``delivered_before``, only those delivered before that time (a
+    delivery whose acknowledgement never came, e.g. the answer to a poll whose connection had died).
+    """
+    conditions = [
+        MESSAGE.c.node_id == node_id,
+        MESSAGE.c.delivered_at.is_not(None),
+        MESSAGE.c.acked_at.is_(None),
+        MESSAGE.c.dropped_at.is_(None),
+    ]
+    if delivered_before is not None:
+        conditions.append(MESSAGE.c.delivered_at < delivered_before)
     with writing(db) as conn:
-        result = conn.execute(
-            MESSAGE.update()
-            .where(
-                MESSAGE.c.node_id == node_id,
-                MESSAGE.c.delivered_at.is_not(None),
-                MESSAGE.c.acked_at.is_(None),
-                MESSAGE.c.dropped_at.is_(None),
-            )
-            .values(delivered_at=None)
-        )
+        result = conn.execute(MESSAGE.update().where(*conditions).values(delivered_at=None))
     return int(result.rowcount)
 
 

@@ -21,6 +21,7 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "AccessAudit",
     "ApiToken",
+    "FederationReply",
     "IngestReport",
     "Resource",
     "ResourceHistory",
@@ -195,3 +196,15 @@ class IngestReport(SQLModel, table=True):
     at: int = Field(sa_type=_micros())
     source: str = Field(max_length=16)
     summary: bytes = Field(sa_type=sa.LargeBinary())
+
+
+class FederationReply(SQLModel, table=True):
+    """The node's reply to a channel message, kept so that a redelivered message is answered again
+    from here and never executed twice (after a reconnect or a node restart)."""
+
+    __tablename__ = "federation_reply"
+
+    message_id: str = Field(primary_key=True, max_length=200)
+    job_id: str | None = Field(default=None, max_length=200, index=True)
+    payload: bytes = Field(sa_type=sa.LargeBinary())
+    created_at: int = Field(sa_type=_micros())

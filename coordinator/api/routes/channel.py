@@ -1,0 +1,160 @@
+"""The node channel: long-poll for messages, replies, heartbeats (signed node requests over TLS).
+
+Nodes dial out; the coordinator never connects to a hospital. A node keeps one long-poll open
+(``/channel/v1/poll``, answered as soon as a message is queued for it, or empty after ``wait_s``);
+replies go back as separate requests. Long-poll over HTTPS rather than WebSocket: it is plain
+request/response, so it passes every HTTPS proxy and TLS-inspecting middlebox a hospital may run,
+and it costs one round trip per delivery (see benchmarks/README.md).
+
+Every message an envelope carries is the Flower message serialised by :mod:`common.flower`, plus the
+job's app and allowed message types from the job's spec (the trust issue replaces this with the
+researcher-signed spec that the node verifies).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from common.errors import ErrorCode, InputError
+from coordinator.api.deps import EngineDep
+from coordinator.api.node_auth import AuthenticatedNode
+from coordinator.federation.notifier import ChannelNotifier
+from coordinator.store import jobs, messages, nodes
+from coordinator.store.db import now_micros
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/channel/v1")
+log = logging.getLogger("medfed.coordinator.channel")
+
+MAX_WAIT_S = 30.0
+# A node acknowledges a delivery on its very next poll, which it sends at once; a delivery still
+# unacknowledged after this long went to a connection that died.
+ACK_TIMEOUT_S = 2 * MAX_WAIT_S
+SKEW_REPORT_MS = 30_000
+
+
+class PollRequest(BaseModel):
+    """Acknowledge what arrived, say whether this is a (re)connect, and how long to wait for more."""
+
+    acks: list[str] = Field(default_factory=list, max_length=1000)
+    wait_s: float = Field(default=25.0, ge=0.0, le=MAX_WAIT_S)
+    hello: bool = False
+
+
+class ReplyRequest(BaseModel):
+    """A node's reply to one message."""
+
+    message_id: str = Field(min_length=1, max_length=200)
+    payload: str = Field(description="base64 of the serialised Flower reply")
+
+
+class HeartbeatRequest(BaseModel):
+    """Liveness, what the node runs, and its clock."""
+
+    version: str = Field(max_length=64)
+    capabilities: dict[str, Any] = Field(default_factory=dict)
+    node_time: float
+
+
+def _notifier(request: Request) -> ChannelNotifier:
+    notifier: ChannelNotifier = request.app.state.notifier
+    return notifier
+
+
+def _envelopes(engine: Any, pending: list[messages.Message]) -> list[dict[str, Any]]:
+    specs: dict[str, dict[str, Any]] = {}
+    out: list[dict[str, Any]] = []
+    for message in pending:
+        job_id = message.job_id
+        spec: dict[str, Any] = {}
+        if job_id is not None:
+            if job_id not in specs:
+                specs[job_id] = dict(jobs.get_job(engine, job_id=job_id).spec)
+            spec = specs[job_id]
+        out.append(
+            {
+                "id": message.id,
+                "job_id": job_id,
+                "round": message.round,
+                "app": spec.get("app"),
+                "message_types": spec.get("message_types", []),
+                "payload": base64.b64encode(message.payload).decode(),
+            }
+        )
+    return out
+
+
+def _take_pending(engine: Any, node_id: str) -> list[dict[str, Any]]:
+    pending = messages.fetch_undelivered(engine, node_id=node_id)
+    if not pending:
+        return []
+    messages.mark_delivered(engine, node_id=node_id, message_ids=[m.id for m in pending])
+    return _envelopes(engine, pending)
+
+
+@router.post("/poll", name="channel.poll")
+async def poll(request: Request, node: AuthenticatedNode, body: PollRequest, engine: EngineDep) -> dict[str, Any]:
+    """Deliver the node's queued messages, waiting up to ``wait_s`` for one to be queued."""
+
+    def prepare() -> list[dict[str, Any]]:
+        if body.acks:
+            messages.ack_messages(engine, node_id=node.id, message_ids=body.acks)
+        if body.hello:  # a (re)connect: what was sent but never acknowledged goes out again
+            messages.requeue_unacked(engine, node_id=node.id)
+        else:  # a delivery not acknowledged within ACK_TIMEOUT_S was lost on the way: send it again
+            messages.requeue_unacked(
+                engine, node_id=node.id, delivered_before=now_micros() - int(ACK_TIMEOUT_S * 1_000_000)
+            )
+        nodes.record_heartbeat(engine, node_id=node.id)
+        return _take_pending(engine, node.id)
+
+    delivered = await run_in_threadpool(prepare)
+    if not delivered and body.wait_s > 0:
+        await _notifier(request).wait_for_message(node.id, body.wait_s)
+        if await request.is_disconnected():  # nobody to deliver to: leave the messages queued
+            return {"messages": []}
+        delivered = await run_in_threadpool(_take_pending, engine, node.id)
+    return {"messages": delivered}
+
+
+@router.post("/reply", name="channel.reply")
+async def reply(request: Request, node: AuthenticatedNode, body: ReplyRequest, engine: EngineDep) -> dict[str, str]:
+    """Keep a reply (once: a repeated reply to the same message changes nothing) and wake the job."""
+    try:
+        payload = base64.b64decode(body.payload, validate=True)
+    except ValueError:
+        raise InputError(ErrorCode.INVALID_REQUEST, hints=["payload: not base64"]) from None
+
+    def store() -> tuple[messages.ReplyStatus, str | None]:
+        status = messages.store_reply(engine, message_id=body.message_id, node_id=node.id, payload=payload)
+        return status, messages.get_message(engine, message_id=body.message_id).job_id
+
+    status, job_id = await run_in_threadpool(store)
+    if job_id is not None and status is messages.ReplyStatus.STORED:
+        _notifier(request).reply_arrived(job_id)
+    return {"status": str(status)}
+
+
+@router.post("/heartbeat", name="channel.heartbeat")
+async def heartbeat(node: AuthenticatedNode, body: HeartbeatRequest, engine: EngineDep) -> dict[str, Any]:
+    """Record liveness, version, installed apps and clock skew (over 30 s is reported)."""
+    skew_ms = int((body.node_time - time.time()) * 1000)
+    await run_in_threadpool(
+        nodes.record_heartbeat,
+        engine,
+        node_id=node.id,
+        version=body.version,
+        capabilities=body.capabilities,
+        clock_skew_ms=skew_ms,
+    )
+    if abs(skew_ms) > SKEW_REPORT_MS:
+        log.warning("a node's clock is off by more than 30 s", extra={"fields": {"skew_ms": skew_ms}})
+    return {"server_time": now_micros() / 1_000_000, "clock_skew_ms": skew_ms}

@@ -1,0 +1,201 @@
+"""The node's end of the channel: one long-poll to the coordinator, replies, heartbeats, reconnects.
+
+The node only dials out. A poll thread keeps one long-poll open; each message it brings is handled on
+a small worker pool (so a count query is not queued behind a training round) by the warm
+:class:`~node.federation.host.ClientAppHost`, and the reply is kept in the node's database *before*
+it is sent: a message delivered again (after a reconnect, a lost reply, a node restart) is answered
+from that record and never executed twice. Messages are acknowledged on the next poll; the first poll
+after (re)connecting says ``hello``, and the coordinator re-sends what was delivered but never
+acknowledged.
+
+Failures to reach the coordinator back off with jittered exponential delays (tenacity's
+``wait_random_exponential``) and never end the loop; waiting is on the stop event, so ``stop()`` is
+prompt. Logs carry counts, codes and durations — never message contents or identifiers.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
+
+from common.errors import InputError, MedfedError
+from common.models import model_names
+from node.federation.host import ClientAppHost
+from node.store.federation import get_reply, keep_reply
+
+__all__ = ["ChannelRunner", "CoordinatorLink"]
+
+log = logging.getLogger("medfed.node.channel")
+
+
+class CoordinatorLink(Protocol):
+    """What the channel needs of the authenticated, pinned HTTPS client."""
+
+    def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
+        """POST a JSON body, return the parsed JSON answer; MedfedError on failure."""
+        ...
+
+    def close(self) -> None:
+        """Release the connections."""
+        ...
+
+
+class ChannelRunner:
+    """Poll, handle, reply and heartbeat in background threads until :meth:`stop`."""
+
+    def __init__(
+        self,
+        link: CoordinatorLink,
+        host: ClientAppHost,
+        engine: Engine,
+        *,
+        version: str,
+        poll_wait_s: float = 20.0,
+        heartbeat_s: float = 10.0,
+        workers: int = 4,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._link = link
+        self._host = host
+        self._engine = engine
+        self._version = version
+        self._poll_wait_s = poll_wait_s
+        self._heartbeat_s = heartbeat_s
+        self._clock = clock
+        self._stop = threading.Event()
+        self._acks: list[str] = []
+        self._acks_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medfed-channel")
+        self._threads = [
+            threading.Thread(target=self._poll_loop, name="medfed-channel-poll", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, name="medfed-channel-heartbeat", daemon=True),
+        ]
+        self.connected = threading.Event()  # set once the first poll has reached the coordinator
+
+    def start(self) -> None:
+        """Start polling and heartbeating."""
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the loops; messages being handled finish first (their replies are kept, sent next time)."""
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+        # A long-poll in flight cannot be interrupted from here (httpx has no cancel for a blocking
+        # read): stopping waits it out, at most ``poll_wait_s``. What it brings after the stop is not
+        # acknowledged, so the coordinator delivers it again on the next connect.
+        for thread in self._threads:
+            thread.join(timeout)
+        self._link.close()
+
+    # ------------------------------------------------------------------ loops
+
+    def _retryable(self, exc: BaseException) -> bool:
+        # 5xx (the coordinator unreachable or failing) and 401 (e.g. our clock is off) are retried;
+        # other 4xx answers are final for this request.
+        return isinstance(exc, MedfedError) and (exc.status >= 500 or exc.status == 401)
+
+    def _post(self, path: str, body: dict[str, Any], *, on_retry: Callable[[], None] | None = None) -> Any:
+        """POST until it succeeds, a final answer comes, or the runner stops (then the error is raised)."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            code = str(error.code) if isinstance(error, MedfedError) else "unknown"
+            log.warning("coordinator request failed; retrying", extra={"fields": {"path": path, "code": code}})
+            if on_retry is not None:
+                on_retry()
+
+        retrying = Retrying(
+            wait=wait_random_exponential(multiplier=0.25, max=30),
+            retry=retry_if_exception(self._retryable),
+            stop=lambda _state: self._stop.is_set(),
+            sleep=self._pause,  # backing off ends at once when the runner stops
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(self._link.post_json, path, body)
+
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.is_set():
+            body = {
+                "version": self._version,
+                "capabilities": {"apps": sorted(self._host.installed), "models": model_names()},
+                "node_time": self._clock(),
+            }
+            try:
+                self._post("/channel/v1/heartbeat", body)
+            except MedfedError:
+                continue
+            self._stop.wait(self._heartbeat_s)
+
+    def _poll_loop(self) -> None:
+        # The first poll after (re)connecting does not wait: it collects what queued up meanwhile and
+        # tells both sides at once that the channel is up.
+        body: dict[str, Any] = {"acks": [], "wait_s": 0.0, "hello": True}
+        while not self._stop.is_set():
+            with self._acks_lock:
+                body["acks"] = body["acks"] + self._acks
+                self._acks = []
+            try:
+                answer = self._post(
+                    "/channel/v1/poll", body, on_retry=functools.partial(body.update, hello=True, wait_s=0.0)
+                )
+            except MedfedError:
+                continue  # stopped, or a final refusal: the loop condition decides
+            body = {"acks": [], "wait_s": self._poll_wait_s, "hello": False}
+            if self._stop.is_set():
+                break  # unacknowledged, so the coordinator sends these again on the next connect
+            self.connected.set()
+            envelopes = answer.get("messages", []) if isinstance(answer, dict) else []
+            for envelope in envelopes:
+                if isinstance(envelope, dict) and isinstance(envelope.get("id"), str):
+                    with self._acks_lock:
+                        self._acks.append(envelope["id"])
+                    self._pool.submit(self._handle, envelope)
+
+    # --------------------------------------------------------------- messages
+
+    def _handle(self, envelope: dict[str, Any]) -> None:
+        message_id: str = envelope["id"]
+        job_id = envelope.get("job_id")
+        reply = get_reply(self._engine, message_id)
+        if reply is None:
+            reply = self._run(envelope)
+            if reply is None:
+                return
+            reply = keep_reply(
+                self._engine, message_id=message_id, job_id=job_id, payload=reply, now=int(self._clock() * 1e6)
+            )
+        self._send_reply(message_id, reply)
+
+    def _run(self, envelope: dict[str, Any]) -> bytes | None:
+        try:
+            payload = base64.b64decode(envelope.get("payload", ""), validate=True)
+            app, types = envelope.get("app"), envelope.get("message_types")
+            if not isinstance(envelope.get("job_id"), str) or not isinstance(app, str) or not isinstance(types, list):
+                raise InputError(detail="envelope without job, app or message types")
+            return self._host.handle(
+                payload, job_id=envelope["job_id"], app=app, allowed_message_types=frozenset(map(str, types))
+            )
+        except (InputError, ValueError) as exc:
+            log.warning("refused an undecodable message", extra={"fields": {"error": type(exc).__name__}})
+            return None
+
+    def _send_reply(self, message_id: str, reply: bytes) -> None:
+        body = {"message_id": message_id, "payload": base64.b64encode(reply).decode()}
+        try:
+            self._post("/channel/v1/reply", body)
+        except MedfedError as exc:
+            log.warning("a reply was not delivered", extra={"fields": {"code": str(exc.code)}})
