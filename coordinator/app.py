@@ -12,9 +12,11 @@ from fastapi import FastAPI
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.limits import BodyLimit
 from coordinator.api.node_auth import NoncePruner
-from coordinator.api.routes import channel, enrol, health, nodes
+from coordinator.api.routes import channel, enrol, health, jobs, nodes
 from coordinator.config import CoordinatorSettings
+from coordinator.console import routes as console_routes
 from coordinator.federation.notifier import ChannelNotifier
+from coordinator.federation.runner import JobRunner
 from coordinator.identity import CoordinatorIdentity, identity_exists
 from coordinator.store.db import make_engine
 
@@ -33,14 +35,20 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
 
     The identity (``medfed coordinator init``) is loaded from the data directory when it is there;
     without it the app still serves everything but ``/channel/v1/ca`` and ``/channel/v1/enrol``,
-    which answer 500 (misconfigured).
+    which answer 500 (misconfigured). While the app runs, its job runner (``app.state.runner``) runs
+    jobs in worker threads; at start-up it resumes the jobs a previous process left running.
     """
     notifier = ChannelNotifier()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         notifier.bind_loop(asyncio.get_running_loop())  # so worker threads can wake long-polls
-        yield
+        runner: JobRunner = app.state.runner
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
 
     app = FastAPI(
         title="medfed coordinator",
@@ -58,10 +66,13 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
     )
     app.state.nonce_pruner = NoncePruner()
     app.state.notifier = notifier
+    app.state.runner = JobRunner(app.state.engine, notifier, offline_after_s=settings.node_offline_after_s)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(nodes.router)
+    app.include_router(jobs.router)
     app.include_router(enrol.router)
     app.include_router(channel.router)
+    app.include_router(console_routes.router)
     return app

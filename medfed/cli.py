@@ -10,23 +10,34 @@ Exit codes (so systemd and scripts can tell a bad configuration from a failure):
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from common.errors import AccessError, ConfigError, InputError, MedfedError
 from coordinator.config import CoordinatorSettings
 from node.config import NodeSettings
 
+if TYPE_CHECKING:
+    from medfed.sdk import Federation
+
 EXIT_RUNTIME = 1
 EXIT_CONFIG = 3
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="medfed: a federated health-data network.")
+# A crash must not print local variables: they can hold tokens, keys or patient values.
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="medfed: a federated health-data network.",
+)
 node_app = typer.Typer(no_args_is_help=True, help="Run and administer a hospital node.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens for the node's local users.")
 app.add_typer(node_app, name="node")
@@ -393,12 +404,12 @@ def coordinator_enrol_code(
 @app.command("demo")
 def demo(
     root: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its data.")] = Path("demo-data"),
-    patients: Annotated[int, typer.Option(min=1, max=100_000)] = 500,
+    patients: Annotated[int, typer.Option(min=1, max=100_000, help="Generated patients per node.")] = 200,
     seed: Annotated[int, typer.Option()] = 42,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="0 picks a free port.")] = 8080,
+    rounds: Annotated[int, typer.Option(min=1, max=100, help="FedAvg rounds.")] = 3,
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="Leave the network up until Ctrl-C.")] = False,
 ) -> None:
-    """Run a demo node with generated patients and print where its FHIR API is."""
+    """Run a coordinator and three nodes, a federated count and a FedAvg job; print results and the console URL."""
     from medfed.demo import run_demo
 
     def say(line: str) -> None:
@@ -406,9 +417,158 @@ def demo(
         sys.stdout.flush()
 
     try:
-        run_demo(root=root, patients=patients, seed=seed, host=host, port=port, say=say)
+        run_demo(root=root, patients=patients, seed=seed, rounds=rounds, keep_running=keep_running, say=say)
     except MedfedError as exc:
         raise _fail(exc) from None
+
+
+job_app = typer.Typer(no_args_is_help=True, help="Submit and follow federated jobs at a coordinator.")
+app.add_typer(job_app, name="job")
+
+CoordinatorUrl = Annotated[
+    str | None,
+    typer.Option("--coordinator", envvar="MEDFED_COORDINATOR_URL", help="The coordinator's https:// URL."),
+]
+CaFile = Annotated[
+    Path | None, typer.Option("--ca", envvar="MEDFED_CA_FILE", help="The coordinator's CA certificate (PEM).")
+]
+Token = Annotated[str | None, typer.Option("--token", envvar="MEDFED_TOKEN", help="A researcher or admin API token.")]
+JobArg = Annotated[str, typer.Argument(help="The job's id.")]
+WATCH_INTERVAL_S = 0.5
+
+
+def _federation(url: str | None, ca: Path | None, token: str | None) -> Federation:
+    from medfed.sdk import Federation
+
+    if not url or ca is None or not token:
+        missing = [name for name, value in (("--coordinator", url), ("--ca", ca), ("--token", token)) if not value]
+        raise ConfigError(detail=f"missing {', '.join(missing)} (or its MEDFED_* variable)")
+    try:
+        return Federation(url, token=token, ca_file=ca)
+    except OSError as exc:
+        raise ConfigError(detail=f"cannot read the CA file ({type(exc).__name__})") from None
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _job_call(url: str | None, ca: Path | None, token: str | None, call: Callable[[Federation], object]) -> object:
+    """Run ``call`` on a client; map a refusal or an unreachable coordinator to exit 1, bad settings to 3."""
+    from medfed.sdk import FederationError
+
+    try:
+        with _federation(url, ca, token) as federation:
+            return call(federation)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    except FederationError as exc:
+        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(EXIT_RUNTIME) from None
+
+
+@job_app.command("submit")
+def job_submit(
+    kind: Annotated[str, typer.Option(help="count or fedavg_mlp.")],
+    coordinator: CoordinatorUrl = None,
+    ca: CaFile = None,
+    token: Token = None,
+    rounds: Annotated[int | None, typer.Option(help="fedavg_mlp: rounds.")] = None,
+    local_epochs: Annotated[int | None, typer.Option(help="fedavg_mlp: local epochs per round.")] = None,
+    lr: Annotated[float | None, typer.Option(help="fedavg_mlp: learning rate.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="fedavg_mlp: mini-batch size.")] = None,
+    hidden: Annotated[list[int] | None, typer.Option(help="fedavg_mlp: a hidden layer width (repeatable).")] = None,
+    quorum: Annotated[int | None, typer.Option(help="fedavg_mlp: fewest valid replies a round aggregates.")] = None,
+    round_timeout: Annotated[float | None, typer.Option(help="Seconds one round may take.")] = None,
+    seed: Annotated[int | None, typer.Option(help="The job's seed [default: random].")] = None,
+) -> None:
+    """Submit a job and print it as JSON (its ``id`` names it in the other commands)."""
+    options = {
+        "rounds": rounds,
+        "local_epochs": local_epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "hidden": hidden,
+        "quorum": quorum,
+        "round_timeout_s": round_timeout,
+    }
+    spec: dict[str, object] = {"kind": kind, **{key: value for key, value in options.items() if value is not None}}
+    _print_json(_job_call(coordinator, ca, token, lambda federation: federation.submit(spec, seed=seed)))
+
+
+@job_app.command("status")
+def job_status(job: JobArg, coordinator: CoordinatorUrl = None, ca: CaFile = None, token: Token = None) -> None:
+    """Print the job with its nodes and rounds as JSON."""
+    _print_json(_job_call(coordinator, ca, token, lambda federation: federation.job(job)))
+
+
+@job_app.command("results")
+def job_results(job: JobArg, coordinator: CoordinatorUrl = None, ca: CaFile = None, token: Token = None) -> None:
+    """Print an ended job's result (or its error) as JSON; exit 1 while it runs."""
+    _print_json(_job_call(coordinator, ca, token, lambda federation: federation.results(job)))
+
+
+@job_app.command("cancel")
+def job_cancel(job: JobArg, coordinator: CoordinatorUrl = None, ca: CaFile = None, token: Token = None) -> None:
+    """Cancel a job that has not ended (it stops before its next round)."""
+    done = _job_call(coordinator, ca, token, lambda federation: federation.cancel(job))
+    assert isinstance(done, dict)
+    console.print(f"job {done['status']}", markup=False)
+
+
+def _rounds_table(job: dict[str, Any]) -> Table:
+    """Rounds x nodes: each cell the node's train/evaluate outcome and its reply time."""
+    node_ids = [part["node_id"] for part in job.get("nodes", [])]
+    for record in job.get("rounds", []):
+        node_ids += [node_id for node_id in record["per_node"] if node_id not in node_ids]
+    table = Table(title=f"job {job['id']} ({job['kind']}): {job['status']}", title_justify="left")
+    table.add_column("round", justify="right")
+    table.add_column("status")
+    table.add_column("ms", justify="right")
+    for node_id in node_ids:
+        table.add_column(node_id)
+    for record in job.get("rounds", []):
+        cells = []
+        for node_id in node_ids:
+            entry = record["per_node"].get(node_id, {})
+            parts = [
+                f"{entry[phase]}" + (f" {entry[phase + '_ms']:.0f}ms" if phase + "_ms" in entry else "")
+                for phase in ("train", "evaluate")
+                if phase in entry
+            ]
+            cells.append(" / ".join(parts) or "…")
+        duration = record.get("duration_ms")
+        table.add_row(str(record["round"]), record["status"], "" if duration is None else f"{duration:.0f}", *cells)
+    if job.get("error"):
+        table.caption = f"error: {job['error']}"
+    return table
+
+
+@job_app.command("watch")
+def job_watch(job: JobArg, coordinator: CoordinatorUrl = None, ca: CaFile = None, token: Token = None) -> None:
+    """Show a live table of the job's rounds x nodes (polled every 0.5 s) until it ends.
+
+    Exit codes: 0 the job succeeded; 1 it failed or was cancelled, or the coordinator refused.
+    """
+    import time
+
+    from rich.live import Live
+
+    def follow(federation: Federation) -> object:
+        current = federation.job(job)
+        with Live(_rounds_table(current), console=console, auto_refresh=False) as live:
+            while current["status"] not in ("succeeded", "failed", "cancelled"):
+                time.sleep(WATCH_INTERVAL_S)
+                current = federation.job(job)
+                live.update(_rounds_table(current), refresh=True)
+        return current
+
+    final = _job_call(coordinator, ca, token, follow)
+    assert isinstance(final, dict)
+    if final["status"] != "succeeded":
+        reason = f": {final['error']}" if final.get("error") else ""
+        console.print(f"job {final['status']}{reason}", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUNTIME)
 
 
 def main() -> None:

@@ -1,31 +1,133 @@
-"""``medfed demo``: a working node on this machine in one command.
+"""``medfed demo``: a coordinator and three hospital nodes on this machine, running real jobs.
 
-It generates the project's own synthetic patients, initialises a node on SQLite, loads them, creates
-a read-only (clinician) token and serves the FHIR API until interrupted. (The coordinator issue
-extends the demo to a coordinator with three nodes and federated jobs.)
+Each node is its own process with its own SQLite file and its own generated patients (a different
+site per node); the coordinator is its own process serving HTTPS from its private CA. The demo enrols
+the nodes (pinned to the coordinator's CA), waits until they are online over the channel, runs a
+federated count and a FedAvg job through the coordinator's API, prints the results and the console
+URL, and then shuts everything down — or, with ``--keep-running``, leaves it up until Ctrl-C.
+Every process is stopped by its own handle.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
+
+from common.crypto import client_ssl_context
+from common.errors import ErrorCode, InternalError
+from coordinator.config import CoordinatorSettings
+from coordinator.identity import CoordinatorIdentity
+from coordinator.runtime import init_coordinator
+from coordinator.store.enrolment import create_enrolment_code
+from coordinator.store.tokens import Role, create_token
 from node.config import NodeSettings
 from node.fhir.ingest import ingest_paths
 from node.generator import generate
-from node.runtime import init_node, open_service, serve
-from node.store.tokens import Role, create_token
+from node.identity import NodeIdentity, enrol
+from node.runtime import init_node, open_service
 
 __all__ = ["run_demo"]
 
+SITES = ("St Mary", "Riverside", "Northfield")
+READY_TIMEOUT_S = 120.0
+JOB_TIMEOUT_S = 600.0
 
-def _free_port(host: str) -> int:
+
+def _free_port() -> int:
     with socket.socket() as probe:
-        probe.bind((host, 0))
+        probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@dataclass
+class _Processes:
+    """Child processes, stopped by their own handles in reverse order."""
+
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDFED_NODE_", "MEDFED_COORDINATOR_"))}
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(  # noqa: S603  (our own interpreter and arguments)
+                [sys.executable, "-m", "medfed", *args], stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
+            )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            if process.poll() is None:
+                process.terminate()
+        for process in reversed(self.started):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_for(check: Callable[[], bool], what: str, processes: _Processes, timeout: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in processes.started:
+            if process.poll() is not None:
+                raise InternalError(ErrorCode.INTERNAL, detail=f"a demo process exited early while waiting for {what}")
+        if check():
+            return
+        time.sleep(0.2)  # polling a child process's readiness; there is no event to wait on
+    raise InternalError(ErrorCode.INTERNAL, detail=f"timed out waiting for {what}")
+
+
+def _node(root: Path, index: int, site: str, patients: int, seed: int, say: Callable[[str], None]) -> NodeSettings:
+    settings = NodeSettings(data_dir=root / f"node-{index + 1}", port=_free_port())
+    fresh = not (settings.data_dir / "node.db").exists()
+    init_node(settings)
+    if fresh:
+        out = root / f"generated-{index + 1}"
+        generated = generate(patients=patients, seed=seed, out=out, fmt="ndjson", site=f"site-{index + 1}")
+        summary = ingest_paths(open_service(settings), [out], max_bundle_entries=settings.max_bundle_entries)
+        say(f"  {site}: {generated.patients} patients, {sum(summary.stored.values())} resources loaded")
+    return settings
+
+
+def _client(url: str, identity: CoordinatorIdentity, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=url,
+        verify=client_ssl_context(identity.ca_pem),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+        trust_env=False,
+    )
+
+
+def _run_job(api: httpx.Client, spec: dict[str, Any], seed: int, say: Callable[[str], None]) -> dict[str, Any]:
+    job = api.post("/api/jobs", json={"spec": spec, "seed": seed})
+    job.raise_for_status()
+    job_id = job.json()["id"]
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
+        if status["status"] in ("succeeded", "failed", "cancelled"):
+            if status["status"] != "succeeded":
+                say(f"  job {spec['kind']} {status['status']}: {status.get('error')}")
+                return status
+            results: dict[str, Any] = api.get(f"/api/jobs/{job_id}/results").json()
+            return results
+        time.sleep(0.5)  # polling the API for a job's end, as `medfed job watch` does
+    raise InternalError(ErrorCode.INTERNAL, detail="a demo job did not finish in time")
 
 
 def run_demo(
@@ -33,29 +135,80 @@ def run_demo(
     root: Path,
     patients: int,
     seed: int,
-    host: str,
-    port: int,
+    rounds: int,
+    keep_running: bool,
     say: Callable[[str], None],
 ) -> None:
-    """Set up (or reuse) a demo node under ``root`` and serve it in the foreground."""
-    settings = NodeSettings(data_dir=root / "node", host=host, port=port or _free_port(host))
-    fresh = not (settings.data_dir / "node.db").exists()
-    init_node(settings)
-    service = open_service(settings)
-    if fresh:
-        say(f"generating {patients} synthetic patients (seed {seed}) ...")
-        generated = generate(patients=patients, seed=seed, out=root / "generated", fmt="ndjson")
-        say(f"loading {sum(generated.resources.values())} resources into the node ...")
-        summary = ingest_paths(service, [root / "generated"], max_bundle_entries=settings.max_bundle_entries)
-        say(f"loaded {sum(summary.stored.values())} resources, {len(summary.rejected)} rejected")
-    else:
-        say(f"reusing the demo node in {settings.data_dir}")
-    _, token = create_token(service.engine, Role.CLINICIAN, "demo")
-    service.engine.dispose()
-    base = f"http://{settings.host}:{settings.port}/fhir"
-    say(f"FHIR API: {base}")
-    say(f"token (clinician, read-only): {token}")
-    say(f'try: curl -H "Authorization: Bearer {token}" "{base}/Patient?_count=5"')
-    say("stop with Ctrl-C")
-    sys.stdout.flush()
-    serve(settings)
+    """Run the demo network under ``root`` (reused when it exists)."""
+    root.mkdir(parents=True, exist_ok=True)
+    processes = _Processes()
+    stop = threading.Event()
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(processes.stop_all)
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        cleanup.callback(signal.signal, signal.SIGTERM, previous)
+
+        port = _free_port()
+        coordinator = CoordinatorSettings(data_dir=root / "coordinator", port=port)
+        engine, _ = init_coordinator(coordinator)
+        identity = CoordinatorIdentity.load(coordinator.data_dir)
+        url = f"https://127.0.0.1:{port}"
+        _, admin_token = create_token(engine, role=Role.ADMIN, label="demo")
+        say(f"coordinator: {url} (private CA {identity.ca_fingerprint[:23]}...)")
+        processes.start(
+            ["coordinator", "start", "--data-dir", str(coordinator.data_dir), "--port", str(port), "--no-advertise"],
+            root / "coordinator.log",
+        )
+        api = cleanup.enter_context(_client(url, identity, admin_token))
+
+        def coordinator_up() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
+                return api.get("/healthz").status_code == 200
+            return False
+
+        _wait_for(coordinator_up, "the coordinator", processes)
+
+        say("nodes:")
+        for index, site in enumerate(SITES):
+            settings = _node(root, index, site, patients, seed + index, say)
+            if NodeIdentity.load(settings.data_dir) is None:
+                code = create_enrolment_code(
+                    engine,
+                    node_name=site,
+                    ttl_s=600,
+                    fingerprint=identity.ca_fingerprint,
+                    public_url=url,
+                )
+                enrol(settings.data_dir, code.code, version="demo")
+            processes.start(
+                ["node", "start", "--data-dir", str(settings.data_dir), "--port", str(settings.port)],
+                root / f"node-{index + 1}.log",
+            )
+            say(f"  {site}: FHIR API http://127.0.0.1:{settings.port}/fhir")
+        engine.dispose()
+
+        def nodes_online() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
+                listed = api.get("/api/nodes").json()["nodes"]
+                return sum(1 for n in listed if n.get("online")) >= len(SITES)
+            return False
+
+        _wait_for(nodes_online, "the nodes to come online", processes)
+        say("all nodes online; running a federated count ...")
+        count = _run_job(api, {"kind": "count"}, seed, say)
+        say(f"  patients across the network: {(count.get('result') or {}).get('total')}")
+        say(f"running FedAvg of an MLP, {rounds} rounds ...")
+        fedavg = _run_job(api, {"kind": "fedavg_mlp", "rounds": rounds, "quorum": len(SITES)}, seed, say)
+        result = fedavg.get("result") or {}
+        metrics = result.get("evaluate_metrics", {})
+        if metrics:
+            say(
+                f"  after {result.get('rounds')} rounds: accuracy {metrics.get('eval_acc', float('nan')):.3f}, "
+                f"loss {metrics.get('eval_loss', float('nan')):.3f} (weighted over the nodes' test splits)"
+            )
+        say(f"console: {url}/console  (admin token: {admin_token})")
+        if keep_running:
+            say("running; stop with Ctrl-C")
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+        say("stopping ...")

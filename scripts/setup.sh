@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything medfed needs on a fresh Debian/Ubuntu machine with Python 3.11:
-# a virtual environment in .venv with medfed and its test tools, and a PostgreSQL server on
-# 127.0.0.1:5432 for the tests (installed from Debian's packages only when none answers there).
+# a virtual environment in .venv with medfed and its test tools, a PostgreSQL server on
+# 127.0.0.1:5432 for the tests (installed from Debian's packages only when none answers there), and
+# Debian's Chromium for the console's browser test (installed only when /usr/bin/chromium is missing;
+# Playwright drives it, so `playwright install` is never needed).
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,5 +22,12 @@ fi
 
 if [ "${MEDFED_SKIP_POSTGRES_SETUP:-0}" != "1" ]; then
     bash scripts/ensure-postgres.sh
+fi
+if [ "${MEDFED_SKIP_BROWSER_SETUP:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
+    echo "chromium: /usr/bin/chromium is missing; installing Debian's chromium and chromium-driver"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 echo "setup: done (.venv ready)"

@@ -1,0 +1,208 @@
+"""Jobs: researchers and admins submit and cancel them; every role reads them, their rounds and results.
+
+A submitted spec is validated against the built-in kinds (:mod:`coordinator.federation.jobs.specs`)
+and stored in its normalised form; the job's nodes are the enrolled nodes online at submission. The
+runner (``app.state.runner``) starts it at once in a worker thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from common.errors import AccessError, ConflictError, ErrorCode
+from coordinator.api.deps import Authenticated, EngineDep, SettingsDep
+from coordinator.federation.jobs.specs import parse_spec
+from coordinator.federation.runner import JobRunner
+from coordinator.store import jobs, nodes
+from coordinator.store.db import now_micros
+from coordinator.store.tokens import Principal, Role
+
+__all__ = ["JobDetail", "JobList", "JobResults", "JobSubmission", "JobView", "router"]
+
+router = APIRouter(prefix="/api")
+
+
+def _submitter(principal: Authenticated) -> Principal:
+    if principal.role not in (Role.ADMIN, Role.RESEARCHER):
+        raise AccessError(ErrorCode.FORBIDDEN)
+    return principal
+
+
+Submitter = Annotated[Principal, Depends(_submitter)]
+
+
+def _runner(request: Request) -> JobRunner:
+    runner: JobRunner = request.app.state.runner
+    return runner
+
+
+RunnerDep = Annotated[JobRunner, Depends(_runner)]
+
+
+def _instant(micros: int | None) -> datetime | None:
+    return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+
+
+class JobSubmission(BaseModel):
+    """A job to run: its spec (a built-in kind) and, optionally, its seed (a random one otherwise)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: dict[str, Any]
+    seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
+
+
+class JobView(BaseModel):
+    """One job's summary (times in UTC)."""
+
+    id: str
+    kind: str
+    status: jobs.JobStatus
+    submitter: str
+    seed: int
+    spec: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+
+    @classmethod
+    def of(cls, job: jobs.JobRecord) -> JobView:
+        """The view of ``job``."""
+        created = _instant(job.created_at)
+        assert created is not None
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            status=job.status,
+            submitter=job.submitter,
+            seed=job.seed,
+            spec=job.spec,
+            created_at=created,
+            started_at=_instant(job.started_at),
+            finished_at=_instant(job.finished_at),
+            error=job.error,
+        )
+
+
+class JobNodeView(BaseModel):
+    """One node's part in a job."""
+
+    node_id: str
+    status: jobs.JobNodeStatus
+    detail: str | None
+
+
+class RoundView(BaseModel):
+    """One round: timings, replies, and each node's outcome per phase (``train_ms``: reply time)."""
+
+    round: int
+    status: jobs.RoundStatus
+    started_at: datetime
+    deadline_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    replies: int
+    per_node: dict[str, Any]
+
+
+class JobDetail(JobView):
+    """A job with its nodes and rounds."""
+
+    nodes: list[JobNodeView]
+    rounds: list[RoundView]
+
+
+class JobList(BaseModel):
+    """Jobs, newest first."""
+
+    jobs: list[JobView]
+
+
+class JobResults(BaseModel):
+    """An ended job's outcome: its result on success, its reason on failure."""
+
+    id: str
+    status: jobs.JobStatus
+    result: dict[str, Any] | None
+    error: str | None
+
+
+def _detail(engine: EngineDep, job_id: str) -> JobDetail:
+    job = jobs.get_job(engine, job_id=job_id)
+    rounds = [
+        RoundView(
+            round=r.round,
+            status=r.status,
+            started_at=_instant(r.started_at) or datetime.now(UTC),
+            deadline_at=_instant(r.deadline_at),
+            finished_at=_instant(r.finished_at),
+            duration_ms=None if r.finished_at is None else round((r.finished_at - r.started_at) / 1000, 1),
+            replies=r.replies,
+            per_node=r.per_node,
+        )
+        for r in jobs.list_rounds(engine, job_id=job_id)
+    ]
+    parts = [
+        JobNodeView(node_id=p.node_id, status=p.status, detail=p.detail)
+        for p in jobs.list_job_nodes(engine, job_id=job_id)
+    ]
+    return JobDetail(**JobView.of(job).model_dump(), nodes=parts, rounds=rounds)
+
+
+@router.post("/jobs", name="submit_job", status_code=201)
+def submit_job(
+    body: JobSubmission, principal: Submitter, engine: EngineDep, settings: SettingsDep, runner: RunnerDep
+) -> JobDetail:
+    """Validate and record the job, then start it; 400 for an unknown kind or an invalid spec."""
+    spec = parse_spec(body.spec)
+    now = now_micros()
+    online = [
+        node.id
+        for node in nodes.list_nodes(engine, status=nodes.NodeStatus.ENROLLED)
+        if node.is_online(now=now, offline_after_s=settings.node_offline_after_s)
+    ]
+    job = jobs.create_job(
+        engine,
+        kind=spec.kind,
+        spec=spec.model_dump(mode="json"),
+        submitter=f"token:{principal.token_id}",
+        seed=secrets.randbits(63) if body.seed is None else body.seed,
+        node_ids=online,
+    )
+    runner.submit(job.id)
+    return _detail(engine, job.id)
+
+
+@router.get("/jobs", name="list_jobs")
+def get_jobs(_reader: Authenticated, engine: EngineDep) -> JobList:
+    """The latest jobs (at most 100), newest first."""
+    return JobList(jobs=[JobView.of(job) for job in jobs.list_jobs(engine)])
+
+
+@router.get("/jobs/{job_id}", name="get_job")
+def get_job(job_id: str, _reader: Authenticated, engine: EngineDep) -> JobDetail:
+    """The job with its per-node status and its rounds with timings."""
+    return _detail(engine, job_id)
+
+
+@router.get("/jobs/{job_id}/results", name="get_job_results")
+def get_job_results(job_id: str, _reader: Authenticated, engine: EngineDep) -> JobResults:
+    """The outcome of an ended job; 409 while it has not ended."""
+    job = jobs.get_job(engine, job_id=job_id)
+    if not job.status.is_terminal:
+        raise ConflictError(detail="the job has not ended")
+    return JobResults(id=job.id, status=job.status, result=job.result, error=job.error)
+
+
+@router.post("/jobs/{job_id}/cancel", name="cancel_job")
+async def cancel_job(job_id: str, _submitter: Submitter, engine: EngineDep, runner: RunnerDep) -> JobDetail:
+    """Cancel a submitted or running job (its worker stops before the next round); 409 once it has ended."""
+    await run_in_threadpool(runner.cancel, job_id)
+    return await run_in_threadpool(_detail, engine, job_id)

@@ -1,0 +1,334 @@
+"""The round driver: Flower's ``FedAvg`` driven one round at a time, with quorum, deadline and resume.
+
+Flower's ``FedAvg.start`` runs every round in one call, samples nodes with the process-global
+``random`` module, waits forever for ``min_available_nodes`` and keeps its state in memory. medfed
+drives the rounds itself and uses the strategy only for what it is for, aggregation
+(``aggregate_train`` / ``aggregate_evaluate``). Per round:
+
+1. **Sampling** from a per-job ``random.Random(seed)``: ``max(ceil(fraction x eligible), quorum)``
+   nodes of the eligible ones (at most all), sorted by node id.
+2. **Train, then evaluate**, each over ``grid.send_and_receive`` until the round's deadline
+   (``round_timeout_s`` after the attempt starts; both phases share it). Instructions follow FedAvg's
+   conventions (``arrays`` + ``config`` with ``server-round``), so the round number shown anywhere is the
+   strategy's ``server-round``.
+3. **Quorum**: fewer valid replies (no error) than ``quorum`` in either phase, or fewer eligible nodes
+   than ``quorum``, and the attempt is abandoned: nothing is aggregated. The round is retried once (a
+   new sample, a new deadline); a second short attempt fails the job with :class:`QuorumError`.
+4. **Persistence**: after the round, the arrays, the strategy's state (round and metrics history) and
+   the RNG state go to the observer (the runner stores them with ``jobs.save_job_state``).
+
+Resume: :meth:`FedAvgDriver.run` starts from a :class:`DriverState` (the one saved after the last
+finished round) and continues with the next round. A round interrupted by a restart is run again from
+the start with *new* message ids; the runner drops that round's earlier, unanswered messages first, and
+the Grid ignores replies to messages it did not push. The new round is bit-identical to the lost one:
+the same global arrays, the same RNG state (so the same sample), and nodes whose local training is
+seeded by ``(seed, node, round)``; replies are aggregated in node-id order. So a resumed job ends with
+exactly the arrays of an uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+import numpy as np
+import orjson
+from flwr.app import Array, ArrayRecord, ConfigRecord, ConfigRecordValues, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from common.errors import ConflictError
+from common.models import build_model
+from coordinator.federation.jobs.specs import FedAvgMlpSpec
+
+__all__ = [
+    "DriverState",
+    "FedAvgDriver",
+    "NodeOutcome",
+    "QuorumError",
+    "RoundObserver",
+    "StopRequestedError",
+    "arrays_digest",
+    "decode_arrays",
+    "encode_arrays",
+    "initial_state",
+]
+
+MODEL_NAME: Final[str] = "mlp"
+ATTEMPTS_PER_ROUND: Final[int] = 2  # the first try and one retry
+Phase = Literal["train", "evaluate"]
+Outcome = Literal["replied", "error", "late", "skipped"]
+
+
+class QuorumError(ConflictError):
+    """A round had fewer valid replies than the quorum on both attempts; nothing was aggregated."""
+
+
+class StopRequestedError(Exception):
+    """The driver stopped between rounds because it was asked to (cancel or shutdown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOutcome:
+    """What one node did with one instruction of one phase of a round attempt."""
+
+    node_id: int
+    phase: Phase
+    message_id: str | None
+    outcome: Outcome
+
+
+@dataclass(slots=True)
+class DriverState:
+    """Everything a job resumes from: the state after ``round`` (0: before the first round)."""
+
+    round: int
+    arrays: ArrayRecord
+    history: dict[str, Any] = field(default_factory=dict)  # "train"/"evaluate": {round: metrics}
+    rng_state: Any = None  # random.Random.getstate(), JSON-shaped
+
+    def strategy_bytes(self) -> bytes:
+        """The strategy's state (round and metrics history) as JSON."""
+        return orjson.dumps({"round": self.round, "history": self.history}, option=orjson.OPT_SORT_KEYS)
+
+    def rng_bytes(self) -> bytes:
+        """The sampling RNG's state as JSON."""
+        return orjson.dumps(self.rng_state)
+
+    @classmethod
+    def from_bytes(cls, *, round: int, arrays: bytes, strategy_state: bytes, rng_state: bytes) -> DriverState:
+        """The state saved by :meth:`strategy_bytes`, :meth:`rng_bytes` and :func:`encode_arrays`."""
+        strategy = orjson.loads(strategy_state)
+        return cls(
+            round=round,
+            arrays=decode_arrays(arrays),
+            history=strategy["history"],
+            rng_state=_tuples(orjson.loads(rng_state)),
+        )
+
+
+def _tuples(value: Any) -> Any:
+    """JSON turned ``random.Random.getstate()``'s tuples into lists; ``setstate`` wants tuples back."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+class RoundObserver(Protocol):
+    """What the runner learns from the driver, and how it asks the driver to stop."""
+
+    def round_started(self, server_round: int, *, attempt: int, deadline: float) -> None:
+        """An attempt of a round starts; its replies are awaited until ``deadline`` (Unix time)."""
+        ...
+
+    def round_finished(
+        self, server_round: int, *, completed: bool, attempts: int, outcomes: Sequence[NodeOutcome], started: float
+    ) -> None:
+        """A round ends: aggregated (``completed``) or abandoned for good; ``outcomes`` of its last attempt."""
+        ...
+
+    def state_saved(self, state: DriverState) -> None:
+        """Persist the state after a completed round (before the next round starts)."""
+        ...
+
+    def should_stop(self) -> bool:
+        """True when the driver should stop before the next round."""
+        ...
+
+
+# --- arrays on disk: a deterministic byte format (no pickle, no zip timestamps) ---------------------
+
+
+def encode_arrays(arrays: ArrayRecord) -> bytes:
+    """A JSON header (names, dtypes, shapes, in order) then each array's C-order bytes."""
+    header: list[list[Any]] = []
+    chunks: list[bytes] = []
+    for name, array in arrays.items():
+        values = np.ascontiguousarray(array.numpy())
+        header.append([name, values.dtype.str, list(values.shape)])
+        chunks.append(values.tobytes())
+    head = orjson.dumps(header)
+    return struct.pack(">I", len(head)) + head + b"".join(chunks)
+
+
+def decode_arrays(data: bytes) -> ArrayRecord:
+    """The record :func:`encode_arrays` wrote."""
+    (length,) = struct.unpack(">I", data[:4])
+    offset = 4 + length
+    record = ArrayRecord()
+    for name, dtype, shape in orjson.loads(data[4:offset]):
+        kind = np.dtype(dtype)
+        size = kind.itemsize * math.prod(shape)
+        values = np.frombuffer(data[offset : offset + size], dtype=kind).reshape(shape).copy()
+        record[name] = Array(values)
+        offset += size
+    return record
+
+
+def arrays_digest(arrays: ArrayRecord) -> str:
+    """SHA-256 of :func:`encode_arrays`: equal digests mean bit-identical models."""
+    return hashlib.sha256(encode_arrays(arrays)).hexdigest()
+
+
+def initial_state(spec: FedAvgMlpSpec, seed: int) -> DriverState:
+    """The state before round 1: the registry's MLP initialised from ``seed``, a fresh RNG from ``seed``."""
+    model = build_model(MODEL_NAME, in_features=spec.in_features, hidden=tuple(spec.hidden), seed=seed)
+    return DriverState(
+        round=0,
+        arrays=ArrayRecord(model.state_dict()),
+        history={"train": {}, "evaluate": {}},
+        rng_state=random.Random(seed).getstate(),
+    )
+
+
+class _AttemptFailedError(Exception):
+    def __init__(self, reason: str, outcomes: list[NodeOutcome]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.outcomes = outcomes
+
+
+class FedAvgDriver:
+    """Runs a ``fedavg_mlp`` job round by round on a Grid (one driver per job run)."""
+
+    def __init__(
+        self,
+        grid: Grid,
+        spec: FedAvgMlpSpec,
+        *,
+        seed: int,
+        observer: RoundObserver,
+        eligible: Callable[[list[int]], list[int]] | None = None,
+    ) -> None:
+        """``eligible`` narrows the Grid's node ids to the job's nodes (all of them by default)."""
+        self._grid = grid
+        self._spec = spec
+        self._seed = seed
+        self._observer = observer
+        self._eligible = eligible or (lambda ids: ids)
+        self._strategy = FedAvg(
+            fraction_train=spec.fraction,
+            fraction_evaluate=spec.fraction,
+            min_train_nodes=spec.quorum,
+            min_evaluate_nodes=spec.quorum,
+            min_available_nodes=spec.quorum,
+        )
+        self._config: dict[str, ConfigRecordValues] = {
+            "seed": seed,
+            "hidden": [int(width) for width in spec.hidden],
+            "local-epochs": spec.local_epochs,
+            "lr": spec.lr,
+            "batch-size": spec.batch_size,
+        }
+
+    def run(self, state: DriverState) -> DriverState:
+        """Run the rounds after ``state.round`` up to the spec's last; the final state.
+
+        Raises :class:`QuorumError` when a round misses its quorum twice and
+        :class:`StopRequestedError` when the observer asks to stop (checked before every round).
+        """
+        rng = random.Random(self._seed)
+        rng.setstate(state.rng_state)
+        while state.round < self._spec.rounds:
+            if self._observer.should_stop():
+                raise StopRequestedError
+            server_round = state.round + 1
+            started = time.time()
+            outcomes: list[NodeOutcome] = []
+            reason = ""
+            for attempt in range(1, ATTEMPTS_PER_ROUND + 1):
+                deadline = time.time() + self._spec.round_timeout_s
+                self._observer.round_started(server_round, attempt=attempt, deadline=deadline)
+                try:
+                    arrays, train_metrics, eval_metrics, outcomes = self._attempt(
+                        server_round, state.arrays, rng, deadline
+                    )
+                except _AttemptFailedError as failed:
+                    outcomes, reason = failed.outcomes, failed.reason
+                    continue
+                state = DriverState(
+                    round=server_round,
+                    arrays=arrays,
+                    history={
+                        "train": {**state.history.get("train", {}), str(server_round): train_metrics},
+                        "evaluate": {**state.history.get("evaluate", {}), str(server_round): eval_metrics},
+                    },
+                    rng_state=rng.getstate(),
+                )
+                self._observer.state_saved(state)
+                self._observer.round_finished(
+                    server_round, completed=True, attempts=attempt, outcomes=outcomes, started=started
+                )
+                break
+            else:
+                self._observer.round_finished(
+                    server_round, completed=False, attempts=ATTEMPTS_PER_ROUND, outcomes=outcomes, started=started
+                )
+                raise QuorumError(
+                    detail=f"quorum not met in round {server_round} after {ATTEMPTS_PER_ROUND} attempts: {reason}"
+                )
+        return state
+
+    def _sample(self, rng: random.Random) -> list[int]:
+        available = sorted(self._eligible(list(self._grid.get_node_ids())))
+        wanted = max(math.ceil(len(available) * self._spec.fraction), self._spec.quorum)
+        return sorted(rng.sample(available, min(wanted, len(available))))
+
+    def _attempt(
+        self, server_round: int, arrays: ArrayRecord, rng: random.Random, deadline: float
+    ) -> tuple[ArrayRecord, dict[str, float], dict[str, float], list[NodeOutcome]]:
+        quorum = self._spec.quorum
+        sample = self._sample(rng)
+        if len(sample) < quorum:
+            raise _AttemptFailedError(f"{len(sample)} eligible node(s), quorum {quorum}", [])
+        train_replies, outcomes = self._phase("train", MessageType.TRAIN, server_round, arrays, sample, deadline)
+        valid = [reply for reply in train_replies if not reply.has_error()]
+        if len(valid) < quorum:
+            raise _AttemptFailedError(f"{len(valid)} valid train replies, quorum {quorum}", outcomes)
+        new_arrays, train_metrics = self._strategy.aggregate_train(server_round, valid)
+        if new_arrays is None:
+            raise _AttemptFailedError("no train reply carried a model", outcomes)
+        eval_replies, eval_outcomes = self._phase(
+            "evaluate", MessageType.EVALUATE, server_round, new_arrays, sample, deadline
+        )
+        outcomes += eval_outcomes
+        valid = [reply for reply in eval_replies if not reply.has_error()]
+        if len(valid) < quorum:
+            raise _AttemptFailedError(f"{len(valid)} valid evaluate replies, quorum {quorum}", outcomes)
+        eval_metrics = self._strategy.aggregate_evaluate(server_round, valid)
+        return new_arrays, _floats(train_metrics), _floats(eval_metrics), outcomes
+
+    def _phase(
+        self,
+        phase: Phase,
+        message_type: str,
+        server_round: int,
+        arrays: ArrayRecord,
+        sample: list[int],
+        deadline: float,
+    ) -> tuple[list[Message], list[NodeOutcome]]:
+        config = ConfigRecord({**self._config, "server-round": server_round})
+        messages = [
+            Message(RecordDict({"arrays": arrays, "config": config}), node_id, message_type) for node_id in sample
+        ]
+        replies = list(self._grid.send_and_receive(messages, timeout=max(0.0, deadline - time.time())))
+        by_message = {reply.metadata.reply_to_message_id: reply for reply in replies}
+        outcomes: list[NodeOutcome] = []
+        for message in messages:
+            message_id = message.metadata.message_id or None
+            reply = by_message.get(message_id or "")
+            outcome: Outcome = "late" if reply is None else "error" if reply.has_error() else "replied"
+            if message_id is None:
+                outcome = "skipped"
+            outcomes.append(NodeOutcome(message.metadata.dst_node_id, phase, message_id, outcome))
+        return replies, outcomes
+
+
+def _floats(metrics: Any) -> dict[str, float]:
+    if metrics is None:
+        return {}
+    return {str(key): float(value) for key, value in metrics.items() if isinstance(value, int | float)}
