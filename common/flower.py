@@ -57,7 +57,7 @@ import re
 import threading
 from enum import IntEnum
 from typing import Final
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
 from flwr.app import Error, Message, RecordDict
 from flwr.common.constant import SUPERLINK_NODE_ID as _SUPERLINK_NODE_ID
@@ -80,6 +80,7 @@ __all__ = [
     "ReplyErrorCode",
     "Run",
     "assign_message_id",
+    "deterministic_message_id",
     "empty_run",
     "ensure_task_identity",
     "error_reply",
@@ -211,12 +212,25 @@ def ensure_task_identity() -> None:
 # --- message ids, run ids, validation -----------------------------------------------------------------
 
 
-def assign_message_id(message: Message) -> str:
-    """Give ``message`` a fresh id, the way Flower's ``InMemoryGrid.push_messages`` does, and return it."""
-    message_id = str(uuid4())
+def assign_message_id(message: Message, message_id: str | None = None) -> str:
+    """Give ``message`` an id (a fresh one unless given), the way Flower's ``InMemoryGrid`` does; return it."""
+    message_id = message_id or str(uuid4())
     # Metadata has no public setter for the id: Flower's own grids write the field directly.
     message.metadata.__dict__["_message_id"] = message_id
     return message_id
+
+
+_MESSAGE_ID_NAMESPACE = UUID("6f1d3c2e-8a4b-5c6d-9e0f-1a2b3c4d5e6f")
+
+
+def deterministic_message_id(*parts: str | int) -> str:
+    """A message id derived from what the message *is* (job, round, attempt, type, node).
+
+    A resumed job re-sends an interrupted round with the same ids, so replies that already arrived
+    are used as they are and a node that already answered answers from its kept reply: nothing runs
+    twice.
+    """
+    return str(uuid5(_MESSAGE_ID_NAMESPACE, "/".join(str(part) for part in parts)))
 
 
 def stamp_run_id(message: Message, run_id: int) -> None:

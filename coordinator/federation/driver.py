@@ -33,6 +33,7 @@ import math
 import random
 import struct
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
@@ -44,7 +45,9 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from common.errors import ConflictError
+from common.flower import assign_message_id, deterministic_message_id
 from common.models import build_model
+from coordinator.federation.grid import MedfedGrid
 from coordinator.federation.jobs.specs import FedAvgMlpSpec
 
 __all__ = [
@@ -206,6 +209,9 @@ class FedAvgDriver:
     ) -> None:
         """``eligible`` narrows the Grid's node ids to the job's nodes (all of them by default)."""
         self._grid = grid
+        # Message ids are derived within this scope: the job's id on medfed's Grid (stable across a
+        # coordinator restart), a fresh one on any other Grid.
+        self._id_scope = grid.job_id if isinstance(grid, MedfedGrid) else uuid.uuid4().hex
         self._spec = spec
         self._seed = seed
         self._observer = observer
@@ -245,7 +251,7 @@ class FedAvgDriver:
                 self._observer.round_started(server_round, attempt=attempt, deadline=deadline)
                 try:
                     arrays, train_metrics, eval_metrics, outcomes = self._attempt(
-                        server_round, state.arrays, rng, deadline
+                        server_round, attempt, state.arrays, rng, deadline
                     )
                 except _AttemptFailedError as failed:
                     outcomes, reason = failed.outcomes, failed.reason
@@ -279,13 +285,15 @@ class FedAvgDriver:
         return sorted(rng.sample(available, min(wanted, len(available))))
 
     def _attempt(
-        self, server_round: int, arrays: ArrayRecord, rng: random.Random, deadline: float
+        self, server_round: int, attempt: int, arrays: ArrayRecord, rng: random.Random, deadline: float
     ) -> tuple[ArrayRecord, dict[str, float], dict[str, float], list[NodeOutcome]]:
         quorum = self._spec.quorum
         sample = self._sample(rng)
         if len(sample) < quorum:
             raise _AttemptFailedError(f"{len(sample)} eligible node(s), quorum {quorum}", [])
-        train_replies, outcomes = self._phase("train", MessageType.TRAIN, server_round, arrays, sample, deadline)
+        train_replies, outcomes = self._phase(
+            "train", MessageType.TRAIN, server_round, attempt, arrays, sample, deadline
+        )
         valid = [reply for reply in train_replies if not reply.has_error()]
         if len(valid) < quorum:
             raise _AttemptFailedError(f"{len(valid)} valid train replies, quorum {quorum}", outcomes)
@@ -293,7 +301,7 @@ class FedAvgDriver:
         if new_arrays is None:
             raise _AttemptFailedError("no train reply carried a model", outcomes)
         eval_replies, eval_outcomes = self._phase(
-            "evaluate", MessageType.EVALUATE, server_round, new_arrays, sample, deadline
+            "evaluate", MessageType.EVALUATE, server_round, attempt, new_arrays, sample, deadline
         )
         outcomes += eval_outcomes
         valid = [reply for reply in eval_replies if not reply.has_error()]
@@ -307,6 +315,7 @@ class FedAvgDriver:
         phase: Phase,
         message_type: str,
         server_round: int,
+        attempt: int,
         arrays: ArrayRecord,
         sample: list[int],
         deadline: float,
@@ -315,6 +324,13 @@ class FedAvgDriver:
         messages = [
             Message(RecordDict({"arrays": arrays, "config": config}), node_id, message_type) for node_id in sample
         ]
+        for message in messages:  # the same round, attempt and node always get the same id (see resume)
+            assign_message_id(
+                message,
+                deterministic_message_id(
+                    self._id_scope, server_round, attempt, message_type, message.metadata.dst_node_id
+                ),
+            )
         replies = list(self._grid.send_and_receive(messages, timeout=max(0.0, deadline - time.time())))
         by_message = {reply.metadata.reply_to_message_id: reply for reply in replies}
         outcomes: list[NodeOutcome] = []

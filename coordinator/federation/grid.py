@@ -194,7 +194,8 @@ class MedfedGrid(Grid):
         for message in messages:
             if is_reserved_node_id(message.metadata.dst_node_id):
                 raise ValueError("a message may not be addressed to a reserved node id")
-            assign_message_id(message)
+            # A driver may name its messages (deterministic ids for resumable rounds); others get fresh ids.
+            assign_message_id(message, message.metadata.message_id or None)
             stamp_run_id(message, self._run.run_id)
             problems = instruction_problems(message)
             if problems:

@@ -155,8 +155,10 @@ class JobRunner:
             elif not resuming:
                 return
             spec = parse_spec(job.spec)
-            if resuming:  # the interrupted round runs again with new message ids; its old ones go
+            if resuming and isinstance(spec, CountSpec):  # a count re-asks with new ids; its old queries go
                 messages.drop_job_messages(self._engine, job_id=job_id, reason=messages.DropReason.DEADLINE_PASSED)
+            # A FedAvg round re-sends the same deterministic ids (see driver.py): replies that arrived are
+            # used, and nodes that already answered answer from their kept replies — nothing runs twice.
             result = self._count(job, spec) if isinstance(spec, CountSpec) else self._fedavg(job, spec)
             self._finish(job_id, jobs.JobStatus.SUCCEEDED, result=result)
         except StopRequestedError:

@@ -138,7 +138,9 @@ def enqueue_message(
 ) -> bool:
     """Keep a message for ``node_id`` until it is acknowledged; True when new, False when the id exists.
 
-    Pushing the same message id again (a resumed job re-sending its round) changes nothing.
+    Pushing the same message id again (a resumed job re-sending its round) keeps the message as it is,
+    except that one dropped without a reply (its deadline passed while the coordinator was down) is
+    queued again with the new deadline.
     NotFoundError for an unknown node or job, AccessError (forbidden) for a revoked node.
     """
     if not message_id or len(message_id) > MAX_MESSAGE_ID_LENGTH:
@@ -147,7 +149,7 @@ def enqueue_message(
         require_enrolled(conn, node_id=node_id)
         if job_id is not None and conn.execute(sa.select(JOB.c.id).where(JOB.c.id == job_id)).first() is None:
             raise NotFoundError(detail="no such job")
-        return insert_ignoring_duplicates(
+        inserted = insert_ignoring_duplicates(
             conn,
             MESSAGE,
             {
@@ -161,6 +163,21 @@ def enqueue_message(
                 "expires_at": expires_at,
             },
         )
+        if not inserted:
+            answered = sa.select(REPLY.c.message_id).where(REPLY.c.message_id == message_id)
+            conn.execute(
+                MESSAGE.update()
+                .where(MESSAGE.c.id == message_id, MESSAGE.c.dropped_at.is_not(None), ~sa.exists(answered))
+                .values(
+                    dropped_at=None,
+                    drop_reason=None,
+                    delivered_at=None,
+                    acked_at=None,
+                    deadline_at=deadline_at,
+                    expires_at=expires_at,
+                )
+            )
+        return inserted
 
 
 def _pending(node_id: str) -> sa.ColumnElement[bool]:

@@ -216,3 +216,14 @@ def test_build_model_is_reproducible_from_its_seed_without_touching_the_global_r
     assert "mlp" in model_names()
     with pytest.raises(KeyError):
         build_model("resnet")
+
+
+def test_deterministic_message_ids_depend_on_every_part() -> None:
+    """The same job, round, attempt, type and node give the same id; changing any part changes it."""
+    from common.flower import deterministic_message_id
+
+    base = ("job-1", 3, 1, "train", 42)
+    assert deterministic_message_id(*base) == deterministic_message_id(*base)
+    variants = {deterministic_message_id(*base[:i], "other", *base[i + 1 :]) for i in range(len(base))}
+    assert len(variants) == len(base)
+    assert deterministic_message_id(*base) not in variants

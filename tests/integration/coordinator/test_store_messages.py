@@ -170,3 +170,18 @@ def test_cancelling_a_job_drops_its_unacknowledged_messages(engine: sa.Engine, n
     assert get_message(engine, message_id="answered").dropped_at is None
     assert _ids(fetch_undelivered(engine, node_id=a)) == ["other"]
     assert requeue_unacked(engine, node_id=b) == 0
+
+
+def test_re_enqueueing_a_dropped_unanswered_message_queues_it_again(engine: sa.Engine, nodes: tuple[str, str]) -> None:
+    """A resumed round re-sending a message dropped without a reply revives it with the new deadline."""
+    a, _ = nodes
+    enqueue_message(engine, message_id="d1", node_id=a, payload=b"x", deadline_at=10 * SECOND, now=SECOND)
+    enqueue_message(engine, message_id="d2", node_id=a, payload=b"x", deadline_at=10 * SECOND, now=SECOND)
+    assert store_reply(engine, message_id="d2", node_id=a, payload=b"answer", now=2 * SECOND) is ReplyStatus.STORED
+    assert fetch_undelivered(engine, node_id=a, now=20 * SECOND) == []  # d1 dropped: deadline passed
+    assert get_message(engine, message_id="d1").drop_reason is DropReason.DEADLINE_PASSED
+    assert enqueue_message(engine, message_id="d1", node_id=a, payload=b"x", deadline_at=90 * SECOND) is False
+    assert enqueue_message(engine, message_id="d2", node_id=a, payload=b"x", deadline_at=90 * SECOND) is False
+    assert _ids(fetch_undelivered(engine, node_id=a, now=30 * SECOND)) == ["d1"]
+    assert get_message(engine, message_id="d1").deadline_at == 90 * SECOND
+    assert [r.payload for r in fetch_replies(engine, message_ids=["d2"])] == [b"answer"]
