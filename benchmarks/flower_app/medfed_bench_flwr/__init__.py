@@ -1,0 +1,1 @@
+"""A stock-Flower app with the same FedAvg MLP job as medfed's ``fedavg_mlp``, for the round-time ratio."""
