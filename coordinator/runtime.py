@@ -20,6 +20,7 @@ from common.crypto import server_ssl_context
 from common.discovery import CoordinatorAdvertiser
 from common.errors import ConfigError
 from common.logs import configure_logging
+from common.net import listening_socket
 from coordinator.config import CoordinatorSettings
 from coordinator.identity import DEFAULT_HOSTNAMES, DEFAULT_IP_ADDRESSES, CoordinatorIdentity, create_identity
 from coordinator.store.db import make_engine
@@ -131,16 +132,12 @@ def serve(settings: CoordinatorSettings) -> None:
     app = create_app(settings)
     advertiser = start_advertising(settings, identity) if settings.advertise else None
     log.info("coordinator API listening (HTTPS)", extra={"fields": {"host": settings.host, "port": settings.port}})
+    listener = listening_socket(settings.host, settings.port)
     try:
         uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-            ws="none",
-            **uvicorn_tls_options(identity),
+            app, fd=listener.fileno(), log_config=None, access_log=False, ws="none", **uvicorn_tls_options(identity)
         )
     finally:
+        listener.close()
         if advertiser is not None:
             advertiser.close()

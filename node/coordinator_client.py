@@ -24,6 +24,8 @@ Errors are MedfedErrors the channel's retry logic can tell apart:
 from __future__ import annotations
 
 import ssl
+import urllib.parse
+import urllib.request
 from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,7 @@ from common.errors import (
     MedfedError,
     NotFoundError,
 )
+from common.net import NO_DELAY
 
 if TYPE_CHECKING:
     from node.identity import NodeIdentity
@@ -125,16 +128,34 @@ def error_for_response(response: httpx.Response) -> MedfedError:
     return error_class(code, detail=f"the coordinator refused the request ({status} {code})")
 
 
+def _environment_proxy(url: str) -> str | None:
+    """The proxy that ``HTTPS_PROXY``/``HTTP_PROXY`` name for ``url``, unless ``NO_PROXY`` exempts its host.
+
+    Resolved here because httpx ignores the environment once a custom transport (needed for
+    TCP_NODELAY) is given.
+    """
+    parsed = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    chosen = proxies.get(parsed.scheme)
+    if not chosen or urllib.request.proxy_bypass(parsed.hostname or ""):
+        return None
+    return chosen
+
+
 class CoordinatorClient:
     """A signed, CA-pinned HTTPS client to the coordinator this node enrolled with (a context manager)."""
 
     def __init__(self, identity: NodeIdentity, *, proxy: str | None = None, timeout: float = 30) -> None:
+        verify = client_ssl_context(identity.ca_pem)
         self._client = httpx.Client(
             base_url=identity.coordinator_url,
-            verify=client_ssl_context(identity.ca_pem),
+            verify=verify,
             auth=SignedRequestAuth(identity.signing_key, identity.node_id),
-            proxy=proxy,
-            trust_env=True,
+            # TCP_NODELAY: a request's headers and body go out as separate writes (see common/net.py).
+            transport=httpx.HTTPTransport(
+                verify=verify, proxy=proxy or _environment_proxy(identity.coordinator_url), socket_options=[NO_DELAY]
+            ),
+            trust_env=False,  # the environment's proxy settings are applied above
             timeout=timeout,
             follow_redirects=False,
         )

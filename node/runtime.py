@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from common.errors import ConfigError
 from common.logs import configure_logging
+from common.net import listening_socket
 from node.config import NodeSettings
 from node.fhir.service import FhirService
 from node.identity import NodeIdentity
@@ -60,8 +61,10 @@ def serve(settings: NodeSettings) -> None:
 
         runner = start_federation(settings, app.state.service)
     log.info("node API listening", extra={"fields": {"host": settings.host, "port": settings.port}})
+    listener = listening_socket(settings.host, settings.port)
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        uvicorn.run(app, fd=listener.fileno(), log_config=None, access_log=False)
     finally:
+        listener.close()
         if runner is not None:
             runner.stop()

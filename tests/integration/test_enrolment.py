@@ -46,6 +46,7 @@ from common.crypto import (
 from common.discovery import CoordinatorAdvertiser
 from common.errors import CATALOG, AccessError, ConfigError, ErrorCode, InternalError
 from common.logs import JsonFormatter
+from common.net import listening_socket
 from coordinator.api.node_auth import NONCE_RETENTION_S, NoncePruner
 from coordinator.api.routes.enrol import FailureLimiter
 from coordinator.app import create_app
@@ -92,7 +93,7 @@ class _Server(uvicorn.Server):
 @contextmanager
 def serve_tls(asgi_app: Any, tls_options: dict[str, Any]) -> Iterator[int]:
     """Serve ``asgi_app`` over TLS on 127.0.0.1 in a background thread; yields the port."""
-    listener = socket.create_server(("127.0.0.1", 0))
+    listener = listening_socket("127.0.0.1", 0)
     port: int = listener.getsockname()[1]
     config = uvicorn.Config(asgi_app, log_config=None, access_log=False, ws="none", lifespan="on", **tls_options)
     server = _Server(config)
