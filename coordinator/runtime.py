@@ -120,9 +120,11 @@ def serve(settings: CoordinatorSettings) -> None:
     # Imported here: the web stack is only needed to serve, not by init/token/enrol-code commands.
     import uvicorn
 
+    from common.flower import route_flower_logging
     from coordinator.app import create_app
 
     configure_logging(settings.log_level)
+    route_flower_logging()  # Flower's console lines join the JSON log, templates only (no identifiers)
     if not settings.data_dir.is_dir():
         raise ConfigError(detail="the data directory does not exist; run medfed coordinator init")
     identity = CoordinatorIdentity.load(settings.data_dir)
