@@ -137,7 +137,14 @@ def serve(settings: CoordinatorSettings) -> None:
     listener = listening_socket(settings.host, settings.port)
     try:
         uvicorn.run(
-            app, fd=listener.fileno(), log_config=None, access_log=False, ws="none", **uvicorn_tls_options(identity)
+            app,
+            fd=listener.fileno(),
+            log_config=None,
+            access_log=False,
+            ws="none",
+            # Nodes hold long-polls open for up to 20 s; shutting down does not wait them out.
+            timeout_graceful_shutdown=3,
+            **uvicorn_tls_options(identity),
         )
     finally:
         listener.close()

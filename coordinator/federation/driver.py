@@ -300,8 +300,12 @@ class FedAvgDriver:
         new_arrays, train_metrics = self._strategy.aggregate_train(server_round, valid)
         if new_arrays is None:
             raise _AttemptFailedError("no train reply carried a model", outcomes)
+        # Evaluate on the nodes that trained, with a time budget of its own: a node that went silent
+        # during training (it may have used up the train deadline) is not waited for a second time.
+        trained = sorted(reply.metadata.src_node_id for reply in valid)
+        eval_deadline = max(deadline, time.time() + self._spec.round_timeout_s)
         eval_replies, eval_outcomes = self._phase(
-            "evaluate", MessageType.EVALUATE, server_round, attempt, new_arrays, sample, deadline
+            "evaluate", MessageType.EVALUATE, server_round, attempt, new_arrays, trained, eval_deadline
         )
         outcomes += eval_outcomes
         valid = [reply for reply in eval_replies if not reply.has_error()]

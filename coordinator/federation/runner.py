@@ -284,12 +284,20 @@ class JobRunner:
             at = received.get(outcome.message_id or "")
             if at is not None:
                 entry[f"{outcome.phase}_ms"] = round(at / 1000 - started * 1000, 1)
+        first_misses: dict[str, str | None] = {
+            part.node_id: part.detail
+            for part in jobs.list_job_nodes(self._engine, job_id=job_id)
+            if part.detail and part.detail.startswith("missed round")
+        }
         for node_id, entry in per_node.items():
             entry["attempts"] = attempts
             if node_id in members.values():
                 bad = [phase for phase in ("train", "evaluate") if entry.get(phase) in ("late", "error")]
                 status = jobs.JobNodeStatus.DROPPED if bad else jobs.JobNodeStatus.RUNNING
-                detail = f"missed round {server_round} ({', '.join(bad)})" if bad else None
+                # The first miss is what an operator needs to see; later rounds do not overwrite it.
+                detail = first_misses.get(node_id) or (
+                    f"missed round {server_round} ({', '.join(bad)})" if bad else None
+                )
                 jobs.set_job_node_status(self._engine, job_id=job_id, node_id=node_id, status=status, detail=detail)
         jobs.finish_round(
             self._engine,
