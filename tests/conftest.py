@@ -100,15 +100,15 @@ def _session_postgres_url() -> Iterator[str]:
         yield url
 
 
-def _truncate_all(url: str) -> None:
+def truncate_postgres_tables(url: str, *, version_table: str = "alembic_version") -> None:
+    """Empty every table of a PostgreSQL database but its migration version table (fast per-test reset)."""
     engine = make_engine(url)
     with engine.begin() as conn:
         tables = [
             row[0]
             for row in conn.execute(
-                sa.text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-                )
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> :version"),
+                {"version": version_table},
             )
         ]
         conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
@@ -125,5 +125,5 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         engine.dispose()
         return url
     postgres_url: str = request.getfixturevalue("_session_postgres_url")
-    _truncate_all(postgres_url)
+    truncate_postgres_tables(postgres_url)
     return postgres_url

@@ -21,7 +21,7 @@ from coordinator.config import CoordinatorSettings
 from coordinator.store.db import make_engine
 from coordinator.store.migrate import VERSION_TABLE, upgrade
 from coordinator.store.tokens import Role, create_token
-from tests.conftest import temporary_postgres_database
+from tests.conftest import temporary_postgres_database, truncate_postgres_tables
 
 
 @pytest.fixture(scope="session")
@@ -31,20 +31,6 @@ def _coordinator_postgres_url() -> Iterator[str]:
         upgrade(engine)
         engine.dispose()
         yield url
-
-
-def _truncate_all(url: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> :version"),
-                {"version": VERSION_TABLE},
-            )
-        ]
-        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
-    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -57,7 +43,7 @@ def coordinator_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
         engine.dispose()
         return url
     postgres_url: str = request.getfixturevalue("_coordinator_postgres_url")
-    _truncate_all(postgres_url)
+    truncate_postgres_tables(postgres_url, version_table=VERSION_TABLE)
     return postgres_url
 
 
