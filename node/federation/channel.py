@@ -49,6 +49,15 @@ class CoordinatorLink(Protocol):
         ...
 
 
+def _round_allowed(server_round: object, rounds: object) -> bool:
+    """A message may name no round, or a round from 1 to the job's number of rounds."""
+    if server_round is None:
+        return True
+    if not isinstance(server_round, int) or server_round < 1:
+        return False
+    return not isinstance(rounds, int) or server_round <= rounds
+
+
 class ChannelRunner:
     """Poll, handle, reply and heartbeat in background threads until :meth:`stop`."""
 
@@ -186,11 +195,15 @@ class ChannelRunner:
             app, types = envelope.get("app"), envelope.get("message_types")
             if not isinstance(envelope.get("job_id"), str) or not isinstance(app, str) or not isinstance(types, list):
                 raise InputError(detail="envelope without job, app or message types")
+            if not _round_allowed(envelope.get("round"), envelope.get("rounds")):
+                raise InputError(detail="a round outside the job's rounds")
             return self._host.handle(
                 payload, job_id=envelope["job_id"], app=app, allowed_message_types=frozenset(map(str, types))
             )
         except (InputError, ValueError) as exc:
-            log.warning("refused an undecodable message", extra={"fields": {"error": type(exc).__name__}})
+            log.warning(
+                "refused a message (undecodable, or outside its job)", extra={"fields": {"error": type(exc).__name__}}
+            )
             return None
 
     def _send_reply(self, message_id: str, reply: bytes) -> None:

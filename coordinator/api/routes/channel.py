@@ -86,6 +86,7 @@ def _envelopes(engine: Any, pending: list[messages.Message]) -> list[dict[str, A
                 "round": message.round,
                 "app": spec.get("app"),
                 "message_types": spec.get("message_types", []),
+                "rounds": spec.get("rounds"),
                 "payload": base64.b64encode(message.payload).decode(),
             }
         )
