@@ -40,7 +40,7 @@ from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import orjson
-from flwr.app import Array, ArrayRecord, ConfigRecord, ConfigRecordValues, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
@@ -48,6 +48,7 @@ from common.errors import ConflictError
 from common.flower import assign_message_id, deterministic_message_id
 from common.models import build_model
 from coordinator.federation.grid import MedfedGrid
+from coordinator.federation.jobs.fedavg import train_config
 from coordinator.federation.jobs.specs import FedAvgMlpSpec
 
 __all__ = [
@@ -223,13 +224,9 @@ class FedAvgDriver:
             min_evaluate_nodes=spec.quorum,
             min_available_nodes=spec.quorum,
         )
-        self._config: dict[str, ConfigRecordValues] = {
-            "seed": seed,
-            "hidden": [int(width) for width in spec.hidden],
-            "local-epochs": spec.local_epochs,
-            "lr": spec.lr,
-            "batch-size": spec.batch_size,
-        }
+        self._config = train_config(
+            seed=seed, hidden=spec.hidden, local_epochs=spec.local_epochs, lr=spec.lr, batch_size=spec.batch_size
+        )
 
     def run(self, state: DriverState) -> DriverState:
         """Run the rounds after ``state.round`` up to the spec's last; the final state.

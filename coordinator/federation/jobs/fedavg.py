@@ -17,9 +17,22 @@ from flwr.serverapp.strategy import FedAvg, Result
 from common.models import build_model
 from coordinator.federation.grid import IncompleteResultError
 
-__all__ = ["MODEL_NAME", "run_fedavg", "start_fedavg"]
+__all__ = ["MODEL_NAME", "run_fedavg", "start_fedavg", "train_config"]
 
 MODEL_NAME = "mlp"
+
+
+def train_config(
+    *, seed: int, hidden: Sequence[int], local_epochs: int, lr: float, batch_size: int
+) -> dict[str, ConfigRecordValues]:
+    """The ConfigRecord entries the node's ``fedavg_mlp`` app reads (one spelling for every caller)."""
+    return {
+        "seed": seed,
+        "hidden": [int(width) for width in hidden],
+        "local-epochs": local_epochs,
+        "lr": lr,
+        "batch-size": batch_size,
+    }
 
 
 def start_fedavg(
@@ -39,13 +52,7 @@ def start_fedavg(
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
     model = build_model(MODEL_NAME, in_features=in_features, hidden=tuple(hidden), seed=seed)
-    config: dict[str, ConfigRecordValues] = {
-        "seed": seed,
-        "hidden": [int(width) for width in hidden],
-        "local-epochs": local_epochs,
-        "lr": lr,
-        "batch-size": batch_size,
-    }
+    config = train_config(seed=seed, hidden=hidden, local_epochs=local_epochs, lr=lr, batch_size=batch_size)
     strategy = FedAvg(
         fraction_train=1.0,
         fraction_evaluate=1.0,
