@@ -58,6 +58,27 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     INTERNAL = "internal"
     COORDINATOR_UNAVAILABLE = "coordinator_unavailable"
+    # Privacy (disclosure control, the epsilon ledger, secure aggregation).
+    PRIVACY_BUDGET_EXCEEDED = "privacy_budget_exceeded"
+    SECURE_AGGREGATION_FAILED = "secure_aggregation_failed"
+    # SQL-on-FHIR views on the node.
+    INVALID_VIEW = "invalid_view"
+    # Federated analytics and tabular datasets.
+    INVALID_ANALYSIS = "invalid_analysis"
+    DESIGN_REFUSED = "design_refused"
+    DATA_OUTSIDE_DECLARED = "data_outside_declared"
+    INVALID_PARTIAL = "invalid_partial"
+    INVALID_SCHEMA = "invalid_schema"
+    INVALID_DATASET = "invalid_dataset"
+    DATASET_EXISTS = "dataset_exists"
+    # Federated analysis jobs (node release step).
+    ANALYSIS_NOT_RELEASABLE = "analysis_not_releasable"
+    # Patient index and record locator.
+    RATE_LIMITED = "rate_limited"
+    KEY_NOT_CERTIFIED = "key_not_certified"
+    LINKAGE_NOT_CONFIGURED = "linkage_not_configured"
+    # Federated learning jobs (the learning task a node trains on).
+    INVALID_LEARNING_TASK = "invalid_learning_task"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +111,42 @@ CATALOG: dict[ErrorCode, CatalogEntry] = {
     # Raised on a node when the coordinator cannot be reached (connection, proxy, timeout, 5xx): worth
     # retrying, unlike a refusal (401), which the channel must not retry as if it were transient.
     ErrorCode.COORDINATOR_UNAVAILABLE: CatalogEntry(503, "The coordinator cannot be reached; try again later."),
+    # Privacy: a job whose epsilon would pass the researcher's study budget or the node-wide cap is refused
+    # before it runs; a secure-aggregation round that lost a participant fails and is retried without it.
+    ErrorCode.PRIVACY_BUDGET_EXCEEDED: CatalogEntry(409, "The privacy budget for this query is exhausted."),
+    ErrorCode.SECURE_AGGREGATION_FAILED: CatalogEntry(
+        409, "The secure aggregation round cannot be completed; retry it without the missing nodes."
+    ),
+    # SQL-on-FHIR views on the node.
+    ErrorCode.INVALID_VIEW: CatalogEntry(400, "The ViewDefinition is not valid or cannot be evaluated."),
+    # Federated analytics and tabular datasets.
+    ErrorCode.INVALID_ANALYSIS: CatalogEntry(400, "The analysis parameters are not valid."),
+    ErrorCode.DESIGN_REFUSED: CatalogEntry(
+        422, "The model is refused: its design is rank-deficient, saturated or too small."
+    ),
+    ErrorCode.DATA_OUTSIDE_DECLARED: CatalogEntry(422, "The data hold values outside the declared bounds or levels."),
+    ErrorCode.INVALID_PARTIAL: CatalogEntry(502, "A node's reply to the analysis is malformed."),
+    ErrorCode.INVALID_SCHEMA: CatalogEntry(400, "The dataset schema is not valid."),
+    ErrorCode.INVALID_DATASET: CatalogEntry(422, "The dataset file does not match its declared schema."),
+    ErrorCode.DATASET_EXISTS: CatalogEntry(
+        409, "A dataset of this name is already registered from another file or schema; replace it explicitly."
+    ),
+    # Federated analysis jobs: the node's disclosure policy has no rule that releases this analysis, so
+    # the node answers nothing rather than something unprotected.
+    ErrorCode.ANALYSIS_NOT_RELEASABLE: CatalogEntry(
+        409, "This node's disclosure policy cannot release this analysis; ask its administrator."
+    ),
+    # Patient index and record locator: a node past its lookup budget waits; a node whose sealing key
+    # the network-admin key has not certified gets nothing sealed to it; a node without a linkage key
+    # or enrolment cannot look anyone up.
+    ErrorCode.RATE_LIMITED: CatalogEntry(429, "Too many requests; slow down and try again shortly."),
+    ErrorCode.KEY_NOT_CERTIFIED: CatalogEntry(403, "The node's key is not certified by the network."),
+    ErrorCode.LINKAGE_NOT_CONFIGURED: CatalogEntry(
+        409, "This node has no linkage key or is not enrolled; ask its administrator."
+    ),
+    # Federated learning jobs: the task names columns, levels or a split the node's data do not have, or
+    # the rows left are too few to train and evaluate on.
+    ErrorCode.INVALID_LEARNING_TASK: CatalogEntry(400, "The learning task does not fit this node's data."),
 }
 
 

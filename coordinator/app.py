@@ -13,6 +13,9 @@ from coordinator.api.errors import install_error_handlers
 from coordinator.api.limits import BodyLimit
 from coordinator.api.node_auth import NoncePruner
 from coordinator.api.routes import channel, enrol, health, jobs, nodes
+from coordinator.api.routes import index as index_routes
+from coordinator.api.routes import receipts as receipt_routes
+from coordinator.api.routes import relay as relay_routes
 from coordinator.config import CoordinatorSettings
 from coordinator.console import routes as console_routes
 from coordinator.federation.notifier import ChannelNotifier
@@ -74,5 +77,8 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(enrol.router)
     app.include_router(channel.router)
+    app.include_router(receipt_routes.router)
+    app.include_router(index_routes.router)
+    app.include_router(relay_routes.router)
     app.include_router(console_routes.router)
     return app

@@ -90,12 +90,19 @@ def node_start(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8080].")] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="PEM certificate (chain): serve HTTPS [env: MEDFED_NODE_TLS_CERT]."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="PEM private key of --tls-cert [env: MEDFED_NODE_TLS_KEY].")
+    ] = None,
 ) -> None:
-    """Serve the node's FHIR API."""
+    """Serve the node's FHIR API (HTTPS with --tls-cert and --tls-key)."""
     from node.runtime import serve
 
     try:
-        serve(_settings(data_dir, host=host, port=port))
+        serve(_settings(data_dir, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key))
     except MedfedError as exc:
         raise _fail(exc) from None
 
@@ -130,6 +137,35 @@ def node_ingest(
         console.print(f"[yellow]{len(result['rejected'])} item(s) rejected; see 'rejected'[/yellow]")
 
 
+view_app = typer.Typer(no_args_is_help=True, help="SQL-on-FHIR v2 views (the node's analysis variables).")
+node_app.add_typer(view_app, name="view")
+
+
+@view_app.command("run")
+def view_run(
+    view: Annotated[Path, typer.Argument(help="A ViewDefinition (.json).")],
+    input_path: Annotated[Path, typer.Option("--input", help="Resources as NDJSON, one per line.")],
+) -> None:
+    """Evaluate a ViewDefinition over resources, without a node, and print its rows as JSON lines.
+
+    Exit codes: 0 done; 2 the view is invalid (the reason names its location and rule), cannot be
+    evaluated on this input (rows printed before the failing resource stay printed), or a file
+    cannot be read.
+    """
+    from rich.markup import escape
+
+    from node.views.run import load_view, read_ndjson, view_lines
+
+    try:
+        definition = load_view(view)
+        for line in view_lines(definition, read_ndjson(input_path)):
+            sys.stdout.write(line + "\n")
+    except InputError as exc:
+        hints = "; ".join(exc.hints)
+        console.print(f"[red]error:[/red] {escape(exc.public_message)}" + (f" ({escape(hints)})" if hints else ""))
+        raise typer.Exit(2) from None
+
+
 @token_app.command("create")
 def token_create(
     role: Annotated[str, typer.Option(help="clinician (read) or admin (read and write).")],
@@ -144,8 +180,12 @@ def token_create(
         console.print("[red]error:[/red] --role must be clinician or admin")
         raise typer.Exit(2)
     try:
-        service = open_service(_settings(data_dir))
+        settings = _settings(data_dir)
+        service = open_service(settings)
         token_id, token = create_token(service.engine, Role(role), label)
+        _node_audit(settings, service.engine).token_event(
+            created=True, token_id=token_id, role=role, actor=_cli_actor(None)
+        )
     except MedfedError as exc:
         raise _fail(exc) from None
     console.print(f"token {token_id} ({role}) created; it is shown only now:")
@@ -186,6 +226,41 @@ def node_generate(
         )
     total = sum(summary.resources.values())
     console.print(f"{summary.patients} patients, {total} resources in {len(summary.files)} file(s) under {out}")
+
+
+dataset_app = typer.Typer(no_args_is_help=True, help="Tabular datasets (CSV or Parquet with a declared schema).")
+node_app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("add")
+def dataset_add(
+    name: Annotated[str, typer.Argument(help="The dataset's name (a-z, 0-9, _ and -), used like a view name.")],
+    file: Annotated[Path, typer.Argument(help="The CSV or Parquet file; it is validated and copied.")],
+    schema: Annotated[Path, typer.Option("--schema", help="The YAML schema: columns, types, bounds, missing codes.")],
+    data_dir: DataDir = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a dataset of this name.")] = False,
+) -> None:
+    """Register a tabular dataset: refuse it unless every value fits the schema, then store a copy."""
+    from node.datasets.registry import register_dataset
+    from node.datasets.schema import load_schema
+
+    try:
+        info = register_dataset(_settings(data_dir).data_dir, name, file, load_schema(schema), replace=replace)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    sys.stdout.write(orjson.dumps(info.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@dataset_app.command("list")
+def dataset_list(data_dir: DataDir = None) -> None:
+    """List the node's tabular datasets (name, format, rows, columns, SHA-256) as JSON."""
+    from node.datasets.registry import list_datasets
+
+    try:
+        infos = list_datasets(_settings(data_dir).data_dir)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    sys.stdout.write(orjson.dumps([i.as_dict() for i in infos], option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 @node_app.command("enrol")
@@ -233,6 +308,357 @@ def node_enrol(
         markup=False,
         soft_wrap=True,
     )
+
+
+linkage_app = typer.Typer(no_args_is_help=True, help="The network linkage key of the patient index.")
+node_app.add_typer(linkage_app, name="linkage-key")
+
+
+def _queue_all_patients(settings: NodeSettings) -> int:
+    from node.linkage.outbox import enqueue_all_patients
+    from node.runtime import open_service
+    from node.store.db import write_transaction
+
+    engine = open_service(settings).engine
+    try:
+        with write_transaction(engine) as conn:
+            return enqueue_all_patients(conn)
+    finally:
+        engine.dispose()
+
+
+@linkage_app.command("init")
+def linkage_key_init(data_dir: DataDir = None) -> None:
+    """Create a new network linkage key at this node (the network's first node; others import it).
+
+    Every patient is queued for publishing; a running, enrolled node publishes them.
+    """
+    from node.linkage.keyfile import init_key, key_path
+
+    try:
+        settings = _settings(data_dir)
+        key = init_key(settings.data_dir)
+        queued = _queue_all_patients(settings)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"linkage key {key.key_id} created in {key_path(settings.data_dir)}; {queued} patient(s) queued")
+    console.print("hand the key file to every other node of the network (medfed node linkage-key import)")
+
+
+@linkage_app.command("import")
+def linkage_key_import(
+    key_file: Annotated[Path, typer.Argument(help="The network's key file (64 hex digits, mode 0600).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Install the network linkage key handed out by the network operator; every patient is queued."""
+    from node.linkage.keyfile import import_key
+
+    try:
+        settings = _settings(data_dir)
+        key = import_key(settings.data_dir, key_file)
+        queued = _queue_all_patients(settings)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"linkage key {key.key_id} installed; {queued} patient(s) queued for publishing")
+
+
+@linkage_app.command("rotate")
+def linkage_key_rotate(
+    data_dir: DataDir = None,
+    source: Annotated[
+        Path | None,
+        typer.Option("--from", help="The network's new key file [default: a new random key, for one node]."),
+    ] = None,
+) -> None:
+    """Replace the linkage key (the old one is kept as .previous) and republish every patient's tokens."""
+    from node.linkage.keyfile import rotate_key
+
+    try:
+        settings = _settings(data_dir)
+        rotation = rotate_key(settings.data_dir, source)
+        queued = _queue_all_patients(settings)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"linkage key {rotation.previous_key_id} -> {rotation.key_id}; {queued} patient(s) queued for republishing"
+    )
+
+
+@node_app.command("locate")
+def node_locate(
+    patient: Annotated[str, typer.Argument(help="The id of one of this node's Patients.")],
+    data_dir: DataDir = None,
+    purpose: Annotated[str, typer.Option(help="Purpose of use (only treatment is answered).")] = "treatment",
+    timeout: Annotated[float, typer.Option(min=1, max=120, help="Seconds to wait for other nodes.")] = 20.0,
+) -> None:
+    """Find the patient's records at other nodes (record locator) and print them as JSON, with their origin."""
+    from node.locator.asker import locate
+    from node.locator.context import open_context
+    from node.runtime import open_service
+
+    try:
+        settings = _settings(data_dir)
+        service = open_service(settings)
+        context = open_context(settings.data_dir, service, proxy=settings.coordinator_proxy)
+        if context is None:
+            raise ConfigError(detail="the node is not enrolled; run medfed node enrol")
+        result = locate(context, patient, purpose=purpose, timeout_s=timeout)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    _print_json(result.as_dict())
+
+
+# --- trust: the audit chain, policy as code, approval and release queues (node/audit, node/policy) ---
+
+audit_app = typer.Typer(no_args_is_help=True, help="The node's tamper-evident audit log.")
+policy_app = typer.Typer(no_args_is_help=True, help="The node's policy (YAML the hospital owns).")
+node_app.add_typer(audit_app, name="audit")
+node_app.add_typer(policy_app, name="policy")
+ByOption = Annotated[str | None, typer.Option("--by", help="Who decides (recorded in the audit) [default: OS user].")]
+
+
+def _cli_actor(by: str | None) -> str:
+    import getpass
+
+    return "cli:" + (by or getpass.getuser())[:100]
+
+
+def _node_audit(settings: NodeSettings, engine: Any) -> Any:
+    from node.audit import AuditLog
+
+    return AuditLog.open(engine, settings.data_dir)
+
+
+def _node_engine(settings: NodeSettings) -> Any:
+    from node.runtime import open_service
+
+    return open_service(settings).engine
+
+
+@audit_app.command("verify")
+def audit_verify(
+    data_dir: DataDir = None,
+    against: Annotated[
+        Path | None, typer.Option("--against", help="A chain-head receipt (JSON): also detect truncation, rollback.")
+    ] = None,
+    export: Annotated[Path | None, typer.Option("--export", help="Verify an export file instead of the node.")] = None,
+    public_key: Annotated[
+        list[str] | None, typer.Option("--public-key", help="An audit key to trust (base64url); repeatable.")
+    ] = None,
+    node_key: Annotated[str | None, typer.Option("--node-key", help="The node key that signed the receipt.")] = None,
+) -> None:
+    """Prove the audit chain: names the first bad entry (edited, deleted, reordered, forged).
+
+    Exit codes: 0 the chain verifies; 1 it does not (the first bad entry is printed); 3 a file, key
+    or setting is wrong.
+    """
+    from node.audit.checks import verify_export, verify_node
+
+    try:
+        if export is not None:
+            report, pinned = verify_export(
+                export, receipt_path=against, public_keys=public_key or (), node_key=node_key
+            )
+            if not pinned:
+                console.print("[yellow]keys taken from the export itself; pin them with --public-key[/yellow]")
+        else:
+            settings = _settings(data_dir)
+            report = verify_node(
+                _node_engine(settings),
+                settings.data_dir,
+                receipt_path=against,
+                public_keys=public_key or (),
+                node_key=node_key,
+            )
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    sys.stdout.write(report.summary() + "\n")
+    if not report.ok:
+        raise typer.Exit(EXIT_RUNTIME)
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Argument(help="A new file: JSON lines, with the keys to check them.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write the audit chain for an auditor (pseudonyms only; local references never leave the node)."""
+    from node.audit.export import export_chain
+    from node.identity import NodeIdentity
+
+    try:
+        settings = _settings(data_dir)
+        engine = _node_engine(settings)
+        _node_audit(settings, engine)
+        identity = NodeIdentity.load(settings.data_dir)
+        count = export_chain(
+            engine,
+            out,
+            node=None if identity is None else str(identity.node_id),
+            identity_key=None if identity is None else identity.signing_key.public_key(),
+        )
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"{count} audit entries written to {out}")
+
+
+@policy_app.command("check")
+def policy_check(
+    job: Annotated[Path, typer.Argument(help="A job file (YAML: study, researcher, spec; see node/policy/jobs.py).")],
+    data_dir: DataDir = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="A policy file [default: the node's policy_file].")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+) -> None:
+    """Dry-run: print the policy's decision on a job and the rule that made it; nothing runs.
+
+    Exit codes: 0 allowed; 1 refused; 2 needs a person's approval; 3 the policy or the job file is
+    invalid (note: a command-line usage error is also 2, as for every medfed command).
+    """
+    from node.policy.check import EXIT_CODES, dry_run, render
+    from node.policy.check import as_json as decision_json
+    from node.policy.decision import Spent
+
+    try:
+        if policy is None or data_dir is not None:
+            settings = _settings(data_dir)
+            policy = policy or settings.policy_path
+            spent = _ledger_spent(settings, job)
+        else:
+            spent = None
+        policy_job, decision = dry_run(policy, job, spent=spent or Spent())
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        _print_json(decision_json(policy_job, decision))
+    else:
+        sys.stdout.write(render(policy_job, decision) + "\n")
+    raise typer.Exit(EXIT_CODES[decision.outcome])
+
+
+def _ledger_spent(settings: NodeSettings, job_path: Path) -> Any:
+    """What the node's ledger says was spent for the job's researcher and study (None: no initialised node)."""
+    from node.policy.decision import Spent
+    from node.policy.jobs import read_job_file
+    from node.privacy.ledger import PrivacyLedger
+
+    try:
+        engine = _node_engine(settings)
+    except ConfigError:
+        return None
+    job = read_job_file(job_path)
+    ledger = PrivacyLedger(engine)
+    account, node = ledger.usage(job.researcher, job.study), ledger.node_usage()
+    return Spent(
+        researcher_epsilon=0.0 if account is None else account.spent.epsilon,
+        researcher_delta=0.0 if account is None else account.spent.delta,
+        node_epsilon=0.0 if node is None else node.spent.epsilon,
+        node_delta=0.0 if node is None else node.spent.delta,
+    )
+
+
+@node_app.command("approvals")
+def node_approvals(
+    data_dir: DataDir = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also decided and timed-out jobs.")] = False,
+) -> None:
+    """Jobs waiting for a person's approval (JSON lines, oldest first)."""
+    from node.policy import queue
+
+    try:
+        settings = _settings(data_dir)
+        engine = _node_engine(settings)
+        state = None if show_all else queue.ApprovalState.PENDING
+        found = queue.list_approvals(engine, _node_audit(settings, engine), state=state)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    for approval in found:
+        sys.stdout.write(orjson.dumps(_dataclass_dict(approval)).decode() + "\n")
+
+
+def _dataclass_dict(value: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+
+
+def _decide_job(job: str, data_dir: Path | None, by: str | None, note: str | None, *, approve: bool) -> None:
+    from node.policy import queue
+
+    try:
+        settings = _settings(data_dir)
+        engine = _node_engine(settings)
+        decided = queue.decide_approval(
+            engine, _node_audit(settings, engine), job, approve=approve, actor=_cli_actor(by), note=note
+        )
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"job {decided.job_id}: {decided.state}")
+
+
+JobIdArg = Annotated[str, typer.Argument(help="The job id, as `medfed node approvals` lists it.")]
+NoteOption = Annotated[str | None, typer.Option("--note", help="A note kept with the decision (no patient data).")]
+
+
+@node_app.command("approve")
+def node_approve(job: JobIdArg, data_dir: DataDir = None, by: ByOption = None, note: NoteOption = None) -> None:
+    """Approve a job that waits for a person (exit 1 when it is not pending)."""
+    _decide_job(job, data_dir, by, note, approve=True)
+
+
+@node_app.command("reject")
+def node_reject(job: JobIdArg, data_dir: DataDir = None, by: ByOption = None, note: NoteOption = None) -> None:
+    """Reject a job that waits for a person (exit 1 when it is not pending)."""
+    _decide_job(job, data_dir, by, note, approve=False)
+
+
+@node_app.command("releases")
+def node_releases(
+    data_dir: DataDir = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also released, withheld and timed-out results.")] = False,
+) -> None:
+    """Results held for a steward (JSON lines: id, job, summary; never the result itself)."""
+    from node.policy import queue
+
+    try:
+        settings = _settings(data_dir)
+        engine = _node_engine(settings)
+        state = None if show_all else queue.ReleaseState.HELD
+        found = queue.list_holds(engine, _node_audit(settings, engine), state=state)
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    for hold in found:
+        sys.stdout.write(orjson.dumps(_dataclass_dict(hold)).decode() + "\n")
+
+
+def _decide_hold(hold_id: int, data_dir: Path | None, by: str | None, *, release: bool) -> None:
+    from node.policy import queue
+
+    try:
+        settings = _settings(data_dir)
+        engine = _node_engine(settings)
+        hold = queue.decide_release(
+            engine, _node_audit(settings, engine), hold_id, release=release, actor=_cli_actor(by)
+        )
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"result {hold.id} of job {hold.job_id}: {'released' if release else 'withheld'}")
+
+
+HoldIdArg = Annotated[int, typer.Argument(help="The held result's id, as `medfed node releases` lists it.")]
+
+
+@node_app.command("release")
+def node_release(hold: HoldIdArg, data_dir: DataDir = None, by: ByOption = None) -> None:
+    """Release a held result to the coordinator (exit 1 when it is not held)."""
+    _decide_hold(hold, data_dir, by, release=True)
+
+
+@node_app.command("withhold")
+def node_withhold(hold: HoldIdArg, data_dir: DataDir = None, by: ByOption = None) -> None:
+    """Withhold a held result for good (exit 1 when it is not held)."""
+    _decide_hold(hold, data_dir, by, release=False)
 
 
 def _medfed_version() -> str:
@@ -283,6 +709,7 @@ def coordinator_init(
     certificate keeps its names; delete tls/server.pem and tls/server.key to re-issue it).
     """
     from coordinator.identity import DEFAULT_HOSTNAMES, DEFAULT_IP_ADDRESSES, CoordinatorIdentity
+    from coordinator.index.secret import ensure_rekey_secret
     from coordinator.runtime import init_coordinator
 
     try:
@@ -293,6 +720,7 @@ def coordinator_init(
             ip_addresses=ip or DEFAULT_IP_ADDRESSES,
         )
         engine.dispose()
+        ensure_rekey_secret(settings.data_dir)  # the patient index's re-keying secret, beside the signing key
         fingerprint = CoordinatorIdentity.load(settings.data_dir).ca_fingerprint
     except InputError as exc:
         console.print(f"[red]error:[/red] --hostname/--ip: {exc.detail}")
@@ -467,9 +895,25 @@ def _job_call(url: str | None, ca: Path | None, token: str | None, call: Callabl
         raise typer.Exit(EXIT_RUNTIME) from None
 
 
+def _spec_file(path: Path) -> dict[str, Any]:
+    """A job spec from a YAML or JSON file (JSON is YAML); ConfigError when it is not a mapping."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(detail=f"cannot read the spec file ({type(exc).__name__})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(detail="the spec file must hold a mapping (kind: ..., ...)")
+    return loaded
+
+
 @job_app.command("submit")
 def job_submit(
-    kind: Annotated[str, typer.Option(help="count or fedavg_mlp.")],
+    spec_file: Annotated[
+        Path | None, typer.Argument(help="A job spec as YAML or JSON (e.g. kind: analysis ...); or use --kind.")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="count or fedavg_mlp (without a spec file).")] = None,
     coordinator: CoordinatorUrl = None,
     ca: CaFile = None,
     token: Token = None,
@@ -482,7 +926,13 @@ def job_submit(
     round_timeout: Annotated[float | None, typer.Option(help="Seconds one round may take.")] = None,
     seed: Annotated[int | None, typer.Option(help="The job's seed [default: random].")] = None,
 ) -> None:
-    """Submit a job and print it as JSON (its ``id`` names it in the other commands)."""
+    """Submit a job and print it as JSON (its ``id`` names it in the other commands).
+
+    The job is a spec file (any kind; ``analysis`` jobs are written this way) or ``--kind`` with options;
+    the options below override the file's fields.
+    """
+    if (spec_file is None) == (kind is None):
+        raise _fail(ConfigError(detail="give a spec file or --kind, not both or neither"))
     options = {
         "rounds": rounds,
         "local_epochs": local_epochs,
@@ -492,7 +942,11 @@ def job_submit(
         "quorum": quorum,
         "round_timeout_s": round_timeout,
     }
-    spec: dict[str, object] = {"kind": kind, **{key: value for key, value in options.items() if value is not None}}
+    try:
+        base: dict[str, Any] = {"kind": kind} if spec_file is None else _spec_file(spec_file)
+    except ConfigError as exc:
+        raise _fail(exc) from None
+    spec = {**base, **{key: value for key, value in options.items() if value is not None}}
     _print_json(_job_call(coordinator, ca, token, lambda federation: federation.submit(spec, seed=seed)))
 
 
@@ -503,9 +957,40 @@ def job_status(job: JobArg, coordinator: CoordinatorUrl = None, ca: CaFile = Non
 
 
 @job_app.command("results")
-def job_results(job: JobArg, coordinator: CoordinatorUrl = None, ca: CaFile = None, token: Token = None) -> None:
-    """Print an ended job's result (or its error) as JSON; exit 1 while it runs."""
-    _print_json(_job_call(coordinator, ca, token, lambda federation: federation.results(job)))
+def job_results(
+    job: JobArg,
+    coordinator: CoordinatorUrl = None,
+    ca: CaFile = None,
+    token: Token = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw a histogram or Kaplan-Meier result to this PNG file.")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Also write a learning job's final model to this file (a torch state_dict).")
+    ] = None,
+) -> None:
+    """Print an ended job's result (or its error) as JSON; exit 1 while it runs.
+
+    With ``--plot``, a histogram's bars or a Kaplan-Meier curve with numbers at risk go to a PNG file;
+    exit 1 when the job has no such result. With ``--model``, the model the job saved after its last round
+    goes to a file for ``torch.load(path, weights_only=True)``; exit 1 when the job saved none.
+    """
+    outcome = _job_call(coordinator, ca, token, lambda federation: federation.results(job))
+    _print_json(outcome)
+    if model is not None:
+        saved = _job_call(coordinator, ca, token, lambda federation: federation.save_model(job, model))
+        assert isinstance(saved, tuple)
+        console.print(f"model of round {saved[0]} written to {model}", markup=False, highlight=False)
+    if plot is not None:
+        from medfed.results import PLOTTABLE, plot_result
+
+        assert isinstance(outcome, dict)
+        document = outcome.get("result")
+        if not isinstance(document, dict) or document.get("analysis") not in PLOTTABLE:
+            console.print(f"[red]error:[/red] only {', '.join(sorted(PLOTTABLE))} analysis results can be plotted")
+            raise typer.Exit(EXIT_RUNTIME)
+        plot_result(document, plot)
+        console.print(f"plot written to {plot}", markup=False, highlight=False)
 
 
 @job_app.command("cancel")
@@ -516,8 +1001,33 @@ def job_cancel(job: JobArg, coordinator: CoordinatorUrl = None, ca: CaFile = Non
     console.print(f"job {done['status']}", markup=False)
 
 
+_CELL_METRICS = (("train_loss", "loss"), ("eval_acc", "acc"), ("eval_cindex", "c"))
+
+
+def _metrics_text(metrics: dict[str, Any] | None) -> str:
+    """A learning round's numbers for a cell: training loss, accuracy or C-index."""
+    if not metrics:
+        return ""
+    return "".join(f" {label} {metrics[key]:.3f}" for key, label in _CELL_METRICS if key in metrics)
+
+
+def _weighted_evaluation(record: dict[str, Any]) -> str:
+    """The round's evaluation metric averaged over the nodes, weighted by their test rows."""
+    totals: dict[str, float] = {}
+    weight = 0.0
+    for entry in record["per_node"].values():
+        metrics = entry.get("evaluate_metrics") or {}
+        n = float(metrics.get("num-examples", 0))
+        for key in ("eval_acc", "eval_cindex"):
+            if key in metrics:
+                totals[key] = totals.get(key, 0.0) + n * float(metrics[key])
+        weight += n
+    return _metrics_text({key: value / weight for key, value in totals.items()}).strip() if weight else ""
+
+
 def _rounds_table(job: dict[str, Any]) -> Table:
-    """Rounds x nodes: each cell the node's train/evaluate outcome and its reply time."""
+    """Rounds x nodes: each cell the node's train/evaluate outcome and its reply time (and a learning
+    round's loss, accuracy or C-index); a learning job also shows the evaluation averaged over the nodes."""
     node_ids = [part["node_id"] for part in job.get("nodes", [])]
     for record in job.get("rounds", []):
         node_ids += [node_id for node_id in record["per_node"] if node_id not in node_ids]
@@ -525,14 +1035,19 @@ def _rounds_table(job: dict[str, Any]) -> Table:
     table.add_column("round", justify="right")
     table.add_column("status")
     table.add_column("ms", justify="right")
+    learning = job.get("kind") == "learning"
+    if learning:
+        table.add_column("evaluation")
     for node_id in node_ids:
         table.add_column(node_id)
     for record in job.get("rounds", []):
-        cells = []
+        cells = [_weighted_evaluation(record)] if learning else []
         for node_id in node_ids:
             entry = record["per_node"].get(node_id, {})
             parts = [
-                f"{entry[phase]}" + (f" {entry[phase + '_ms']:.0f}ms" if phase + "_ms" in entry else "")
+                f"{entry[phase]}"
+                + (f" {entry[phase + '_ms']:.0f}ms" if phase + "_ms" in entry else "")
+                + _metrics_text(entry.get(f"{phase}_metrics"))
                 for phase in ("train", "evaluate")
                 if phase in entry
             ]

@@ -3,19 +3,30 @@
 httpx over TLS that trusts only the coordinator's CA (the file ``medfed coordinator init`` wrote, or the
 one a node pinned), with a bearer token from ``medfed coordinator token create``. Every method returns
 the API's JSON; an error answer raises :class:`FederationError` with its code and public message.
+
+Analyses: :meth:`Federation.analyse` submits an ``analysis`` job, waits for it and returns its result
+as a pandas DataFrame (:mod:`medfed.results`: suppression flags and the nodes' disclosure metadata);
+:meth:`Federation.submit_analysis` only submits a spec (a dict, as in a YAML spec file).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from common.crypto import client_ssl_context
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["Federation", "FederationError"]
+
+_TERMINAL = frozenset(("succeeded", "failed", "cancelled"))
 
 
 class FederationError(Exception):
@@ -92,3 +103,89 @@ class Federation:
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a job that has not ended."""
         return self._call("POST", f"/api/jobs/{job_id}/cancel")
+
+    def submit_analysis(self, spec: Mapping[str, Any], *, seed: int | None = None) -> dict[str, Any]:
+        """Submit an ``analysis`` job spec (``kind`` may be left out); the job as recorded."""
+        return self.submit({**dict(spec), "kind": "analysis"}, seed=seed)
+
+    def wait(self, job_id: str, *, timeout: float = 600.0, interval: float = 0.2) -> dict[str, Any]:
+        """The job once it has ended (polled every ``interval`` s); FederationError ``timeout`` after ``timeout`` s."""
+        ends = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["status"] in _TERMINAL:
+                return job
+            if time.monotonic() >= ends:
+                raise FederationError(0, "timeout", f"job {job_id} has not ended")
+            time.sleep(interval)
+
+    def analysis_result(self, job_id: str) -> pd.DataFrame:
+        """An ended analysis job's result as a DataFrame; FederationError ``job_failed`` with its reason."""
+        from medfed.results import result_frame
+
+        outcome = self.results(job_id)
+        if outcome["status"] != "succeeded" or outcome["result"] is None:
+            raise FederationError(409, f"job_{outcome['status']}", str(outcome.get("error") or ""))
+        return result_frame(outcome["result"])
+
+    def analyse(
+        self,
+        analysis: str,
+        params: Mapping[str, Any],
+        *,
+        source: Mapping[str, str],
+        columns: Sequence[str] | None = None,
+        cohort: Mapping[str, Any] | None = None,
+        nodes: Sequence[str] | None = None,
+        timeout: float = 600.0,
+        **options: Any,
+    ) -> pd.DataFrame:
+        """Run ``analysis`` over ``source`` at the nodes and return its result (see :mod:`medfed.results`).
+
+        ``source`` is ``{"dataset": NAME}`` or ``{"view": NAME}``; ``options`` are further spec fields
+        (``round_timeout_s``, ``max_rounds``). Raises FederationError when the job fails (its reason in
+        the message) or does not end within ``timeout`` s.
+        """
+        spec: dict[str, Any] = {"analysis": analysis, "params": dict(params), "source": dict(source), **options}
+        if columns is not None:
+            spec["columns"] = list(columns)
+        if cohort is not None:
+            spec["cohort"] = dict(cohort)
+        if nodes is not None:
+            spec["nodes"] = list(nodes)
+        job = self.submit_analysis(spec)
+        self.wait(job["id"], timeout=timeout)
+        return self.analysis_result(job["id"])
+
+    def model_bytes(self, job_id: str) -> tuple[bytes, int, bool]:
+        """The job's saved model (model bytes, :mod:`common.models.checkpoints`), its round, and whether final.
+
+        The model saved after the job's last completed round: the final model once the job succeeded.
+        """
+        try:
+            response = self._client.get(f"/api/jobs/{job_id}/model")
+        except httpx.HTTPError as exc:
+            raise FederationError(0, "unreachable", type(exc).__name__) from None
+        if response.is_error:
+            try:
+                error = response.json().get("error", {})
+            except (ValueError, AttributeError):
+                error = {}
+            raise FederationError(response.status_code, str(error.get("code", "")), str(error.get("message", "")))
+        return (
+            response.content,
+            int(response.headers.get("X-Medfed-Round", "0")),
+            (response.headers.get("X-Medfed-Final") == "true"),
+        )
+
+    def save_model(self, job_id: str, path: Path | str) -> tuple[int, bool]:
+        """Write the job's saved model to ``path`` as a torch ``state_dict`` file; its round and finality.
+
+        Load it with ``torch.load(path, weights_only=True)`` (or
+        :func:`common.models.checkpoints.load_state_dict`) and ``model.load_state_dict(...)``.
+        """
+        from common.models.checkpoints import save_state_dict, state_dict_from_bytes
+
+        data, server_round, final = self.model_bytes(job_id)
+        save_state_dict(state_dict_from_bytes(data), Path(path))
+        return server_round, final

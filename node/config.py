@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["NodeSettings"]
 
 DATABASE_FILE = "node.db"
+POLICY_FILE = "policy.yaml"
 
 
 class NodeSettings(BaseSettings):
@@ -37,6 +38,28 @@ class NodeSettings(BaseSettings):
         default=None,
         description="HTTP(S) proxy for the channel to the coordinator; unset means HTTPS_PROXY/NO_PROXY apply.",
     )
+    policy_file: Path | None = Field(
+        default=None,
+        description="The node's policy (YAML, see deploy/policy.example.yaml); unset means <data_dir>/policy.yaml.",
+    )
+    audit_receipt_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often an enrolled node sends a signed audit chain-head receipt to the coordinator.",
+    )
+    tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) to serve the API over HTTPS.")
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
+
+    @model_validator(mode="after")
+    def _tls_both_or_neither(self) -> NodeSettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        return self
+
+    @property
+    def policy_path(self) -> Path:
+        """Where the node's policy file is."""
+        return self.policy_file if self.policy_file is not None else self.data_dir / POLICY_FILE
 
     @field_validator("database_url")
     @classmethod

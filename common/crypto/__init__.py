@@ -6,6 +6,7 @@ the primitives under them:
 - :mod:`~common.crypto.keys` — Ed25519 identity keys (:class:`SigningKey`/:class:`VerifyKey`), X25519
   sealing keys (:class:`SealingKey`/:class:`SealPublicKey`), key files written 0600;
 - :mod:`~common.crypto.sealing` — :func:`seal`/:func:`open_sealed`, anonymous encryption to a node's key;
+- :mod:`~common.crypto.agreement` — :func:`agree_key`, a key two X25519 holders share (secure aggregation);
 - :mod:`~common.crypto.kdf` — :func:`derive_key` (HKDF-SHA256), :func:`hmac_sha256`, :func:`sha256`,
   :func:`constant_time_equal`;
 - :mod:`~common.crypto.canonical` — :func:`canonical_json` (RFC 8785), the bytes that get signed;
@@ -17,6 +18,7 @@ the primitives under them:
 Failures are :mod:`common.errors` errors whose details never hold key material, signatures or header values.
 """
 
+from common.crypto.agreement import agree_key
 from common.crypto.ca import (
     CertificateAuthority,
     certificate_fingerprint,
@@ -57,6 +59,7 @@ __all__ = [
     "SealingKey",
     "SigningKey",
     "VerifyKey",
+    "agree_key",
     "b64url_decode",
     "b64url_encode",
     "canonical_json",

@@ -7,12 +7,15 @@ from typing import Any, Final
 
 from torch import nn
 
+from common.models.linear import CoxLinear, LogisticRegression
 from common.models.mlp import MLP
 
 __all__ = ["build_model", "model_names"]
 
 _REGISTRY: Final[dict[str, Callable[..., nn.Module]]] = {
     "mlp": MLP,
+    "logistic_regression": LogisticRegression,
+    "cox_linear": CoxLinear,
 }
 
 

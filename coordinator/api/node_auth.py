@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from common.crypto import VerifyKey, verify_request
 from common.errors import AccessError, ErrorCode, InputError, NotFoundError
+from coordinator.store.db import write_transaction
 from coordinator.store.nodes import NodeRecord, NodeStatus, get_node
 from coordinator.store.nonces import check_and_insert_nonce, prune_nonces
 
@@ -102,34 +103,36 @@ def authenticate_node(
     Blocking (database look-ups): async callers run it in a worker thread.
     """
     found: dict[str, NodeRecord] = {}
+    # One transaction for the key look-up and the nonce: this runs on every channel request.
+    with write_transaction(engine) as conn:
 
-    def lookup_key(key_id: str) -> VerifyKey | None:
-        try:
-            node = get_node(engine, node_id=key_id)
-        except NotFoundError:
-            return None
-        if node.status is not NodeStatus.ENROLLED:
-            return None
-        try:
-            key = VerifyKey.from_text(node.public_key)
-        except InputError:  # pragma: no cover - register_node stores only 32-byte keys
-            return None
-        found[key_id] = node
-        return key
+        def lookup_key(key_id: str) -> VerifyKey | None:
+            try:
+                node = get_node(conn, node_id=key_id)
+            except NotFoundError:
+                return None
+            if node.status is not NodeStatus.ENROLLED:
+                return None
+            try:
+                key = VerifyKey.from_text(node.public_key)
+            except InputError:  # pragma: no cover - register_node stores only 32-byte keys
+                return None
+            found[key_id] = node
+            return key
 
-    def seen_nonce(key_id: str, nonce: str, _timestamp: int) -> bool:
-        return check_and_insert_nonce(engine, key_id=key_id, nonce=nonce)
+        def seen_nonce(key_id: str, nonce: str, _timestamp: int) -> bool:
+            return check_and_insert_nonce(conn, key_id=key_id, nonce=nonce)
 
-    key_id = verify_request(
-        headers,
-        method=method,
-        path_and_query=path_and_query,
-        body=body,
-        lookup_key=lookup_key,
-        now=now,
-        max_skew_s=MAX_SKEW_S,
-        seen_nonce=seen_nonce,
-    )
+        key_id = verify_request(
+            headers,
+            method=method,
+            path_and_query=path_and_query,
+            body=body,
+            lookup_key=lookup_key,
+            now=now,
+            max_skew_s=MAX_SKEW_S,
+            seen_nonce=seen_nonce,
+        )
     if pruner is not None:
         pruner.maybe_prune(engine)
     return found[key_id]

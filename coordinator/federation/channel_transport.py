@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from common.errors import NotFoundError
 from coordinator.federation.notifier import ChannelNotifier
 from coordinator.store import messages, nodes
-from coordinator.store.db import now_micros
+from coordinator.store.db import now_micros, write_transaction
 
 __all__ = ["ChannelTransport"]
 
@@ -49,19 +49,20 @@ class ChannelTransport:
         deadline: float | None,
     ) -> None:
         """Persist the message for the node and wake its long-poll."""
-        try:
-            record = nodes.get_node_by_flower_id(self._engine, flower_node_id=node_id)
-        except NotFoundError:
-            raise NotFoundError(detail="no enrolled node with that Flower id") from None
-        messages.enqueue_message(
-            self._engine,
-            message_id=message_id,
-            node_id=record.id,
-            payload=payload,
-            job_id=job_id,
-            round=round,
-            deadline_at=int(deadline * 1_000_000) if deadline is not None else None,
-        )
+        with write_transaction(self._engine) as conn:
+            try:
+                record = nodes.get_node_by_flower_id(conn, flower_node_id=node_id)
+            except NotFoundError:
+                raise NotFoundError(detail="no enrolled node with that Flower id") from None
+            messages.enqueue_message(
+                conn,
+                message_id=message_id,
+                node_id=record.id,
+                payload=payload,
+                job_id=job_id,
+                round=round,
+                deadline_at=int(deadline * 1_000_000) if deadline is not None else None,
+            )
         self._notifier.message_ready(record.id)
 
     def pull(self, *, job_id: str, message_ids: Sequence[str]) -> dict[str, bytes]:

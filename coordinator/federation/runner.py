@@ -41,8 +41,9 @@ from coordinator.federation.driver import (
     initial_state,
 )
 from coordinator.federation.grid import MedfedGrid
+from coordinator.federation.jobs.analysis import run_analysis
 from coordinator.federation.jobs.count import count_by_node
-from coordinator.federation.jobs.specs import CountSpec, FedAvgMlpSpec, parse_spec
+from coordinator.federation.jobs.specs import AnalysisSpec, CountSpec, FedAvgMlpSpec, LearningSpec, parse_spec
 from coordinator.federation.notifier import ChannelNotifier
 from coordinator.store import jobs, messages, nodes
 from coordinator.store.db import now_micros
@@ -159,7 +160,11 @@ class JobRunner:
                 messages.drop_job_messages(self._engine, job_id=job_id, reason=messages.DropReason.DEADLINE_PASSED)
             # A FedAvg round re-sends the same deterministic ids (see driver.py): replies that arrived are
             # used, and nodes that already answered answer from their kept replies — nothing runs twice.
-            result = self._count(job, spec) if isinstance(spec, CountSpec) else self._fedavg(job, spec)
+            # An analysis re-runs from step 1 with the same deterministic ids (see jobs/analysis.py).
+            if isinstance(spec, AnalysisSpec):
+                result = self._analysis(job, spec)
+            else:
+                result = self._count(job, spec) if isinstance(spec, CountSpec) else self._fedavg(job, spec)
             self._finish(job_id, jobs.JobStatus.SUCCEEDED, result=result)
         except StopRequestedError:
             return  # cancelled (the status says so already) or shut down (resumed by the next runner)
@@ -216,7 +221,7 @@ class JobRunner:
             raise ConflictError(detail=f"{len(answered)} of {len(counts)} nodes answered the count in time")
         return {"total": sum(answered), "nodes": len(answered)}
 
-    def _fedavg(self, job: jobs.JobRecord, spec: FedAvgMlpSpec) -> dict[str, Any]:
+    def _fedavg(self, job: jobs.JobRecord, spec: FedAvgMlpSpec | LearningSpec) -> dict[str, Any]:
         saved = jobs.load_job_state(self._engine, job_id=job.id)
         state = (
             initial_state(spec, job.seed)
@@ -258,6 +263,38 @@ class JobRunner:
             "arrays": {"saved": True, "names": list(final.arrays.keys()), "sha256": arrays_digest(final.arrays)},
         }
 
+    def _analysis(self, job: jobs.JobRecord, spec: AnalysisSpec) -> dict[str, Any]:
+        """Every selected node, every step; the job's nodes not named by ``spec.nodes`` are left out."""
+        members = self._job_nodes(job.id)
+        grid = self._grid(job.id, spec.max_rounds * spec.round_timeout_s)
+        if not members:  # a job recorded without nodes (tests, tools): every eligible node
+            members = {node_id: _node_name(self._engine, node_id) for node_id in grid.get_node_ids()}
+        named = set(spec.nodes or members.values())
+        unknown = sorted(named - set(members.values()))
+        if unknown:
+            raise ConflictError(
+                detail=f"node(s) named by the analysis are not part of the job (unknown, or offline at "
+                f"submission): {', '.join(unknown[:5])}"
+            )
+        selected = sorted(flower for flower, node_id in members.items() if node_id in named)
+        for part in jobs.list_job_nodes(self._engine, job_id=job.id):
+            if part.node_id not in named and part.status is jobs.JobNodeStatus.SELECTED:
+                jobs.set_job_node_status(
+                    self._engine,
+                    job_id=job.id,
+                    node_id=part.node_id,
+                    status=jobs.JobNodeStatus.DROPPED,
+                    detail="not named by the analysis",
+                )
+        offline = sorted(set(selected) - set(grid.get_node_ids()))
+        if offline:
+            raise ConflictError(
+                detail=f"{len(offline)} selected node(s) are offline: {', '.join(members[f] for f in offline)}; "
+                "an analysis needs every selected node"
+            )
+        observer = _AnalysisObserver(self, job.id)  # nodes charge DP to the submitter (signed by the trust issue)
+        return run_analysis(grid, spec, nodes=selected, observer=observer, names=members, researcher=job.submitter)
+
     def _record_round(
         self,
         job_id: str,
@@ -281,6 +318,8 @@ class JobRunner:
             node_id = members.get(outcome.node_id) or _node_name(self._engine, outcome.node_id)
             entry = per_node.setdefault(node_id, {})
             entry[outcome.phase] = outcome.outcome
+            if outcome.metrics:  # a learning round's numbers per node (loss, accuracy or C-index, n)
+                entry[f"{outcome.phase}_metrics"] = dict(outcome.metrics)
             at = received.get(outcome.message_id or "")
             if at is not None:
                 entry[f"{outcome.phase}_ms"] = round(at / 1000 - started * 1000, 1)
@@ -324,6 +363,39 @@ def _start_round(engine: Engine, job_id: str, server_round: int, *, deadline: fl
         existing = {r.round: r for r in jobs.list_rounds(engine, job_id=job_id)}.get(server_round)
         if existing is None or existing.status is not jobs.RoundStatus.RUNNING:
             raise
+
+
+class _AnalysisObserver:
+    """The analysis driver's view of the store for one job (one round per step).
+
+    A resumed analysis replays its steps from 1 (answered from kept replies): the steps a previous
+    runner recorded as completed keep their rows.
+    """
+
+    def __init__(self, runner: JobRunner, job_id: str) -> None:
+        self._runner = runner
+        self._job_id = JobId(job_id)
+        self._recorded = {
+            r.round for r in jobs.list_rounds(runner._engine, job_id=job_id) if r.status is jobs.RoundStatus.COMPLETED
+        }
+
+    def round_started(self, server_round: int, *, deadline: float) -> None:
+        if server_round not in self._recorded:
+            _start_round(self._runner._engine, self._job_id, server_round, deadline=deadline)
+
+    def round_finished(
+        self, server_round: int, *, completed: bool, outcomes: Sequence[NodeOutcome], started: float
+    ) -> None:
+        if server_round in self._recorded:
+            return
+        self._runner._record_round(
+            self._job_id, server_round, completed=completed, attempts=1, outcomes=outcomes, started=started
+        )
+        if completed and self._runner._after_round is not None:
+            self._runner._after_round(self._job_id, server_round)
+
+    def should_stop(self) -> bool:
+        return self._runner._stop_requested(self._job_id)
 
 
 class _Observer:

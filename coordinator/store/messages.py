@@ -2,15 +2,17 @@
 
 A message's life: enqueued -> delivered (sent on the node's connection) -> acknowledged (the node
 confirmed it, or replied). A node that reconnects gets its delivered but unacknowledged messages
-again (:func:`requeue_unacked`), so a dropped connection loses nothing. A message whose round
-deadline or TTL has passed before delivery is dropped with a reason instead of being sent. A reply
-is keyed by the message it answers, so a retried reply is recognised as a duplicate.
+again (:func:`take_deliverable` with ``redeliver_before``), so a dropped connection loses nothing.
+A message whose round deadline or TTL has passed before delivery is dropped with a reason instead
+of being sent. A reply is keyed by the message it answers, so a retried reply is recognised as a
+duplicate.
 
 The payloads are opaque bytes here (Flower's serde, applied by ``common/flower.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,22 +31,57 @@ __all__ = [
     "Message",
     "Reply",
     "ReplyStatus",
+    "StoredReply",
     "ack_messages",
     "drop_job_messages",
     "drop_messages",
     "enqueue_message",
     "fetch_replies",
-    "fetch_undelivered",
     "get_message",
-    "mark_delivered",
-    "requeue_unacked",
     "store_reply",
+    "take_deliverable",
 ]
 
 MESSAGE: sa.Table = ChannelMessage.__table__  # type: ignore[attr-defined]
 REPLY: sa.Table = ChannelReply.__table__  # type: ignore[attr-defined]
 JOB: sa.Table = Job.__table__  # type: ignore[attr-defined]
 MAX_MESSAGE_ID_LENGTH = 128
+
+# The statements of the channel's hot path (every poll, reply and push), built once: reusing a
+# statement with parameters skips SQLAlchemy's expression building and cache-key work, which cost more
+# than SQLite's own work on these one-row reads and writes.
+_JOB_EXISTS = sa.select(JOB.c.id).where(JOB.c.id == sa.bindparam("job_id"))
+_UNACKED = (
+    sa.select(MESSAGE)
+    .where(MESSAGE.c.node_id == sa.bindparam("node_id"), MESSAGE.c.acked_at.is_(None), MESSAGE.c.dropped_at.is_(None))
+    .order_by(MESSAGE.c.created_at, MESSAGE.c.id)
+)
+_MARK_DELIVERED = (
+    MESSAGE.update()
+    .where(MESSAGE.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(delivered_at=sa.bindparam("at"))
+)
+# (An UPDATE may not name a bound parameter after a column, hence ``for_node``.)
+_ACK = (
+    MESSAGE.update()
+    .where(
+        MESSAGE.c.node_id == sa.bindparam("for_node"),
+        MESSAGE.c.id.in_(sa.bindparam("ids", expanding=True)),
+        MESSAGE.c.acked_at.is_(None),
+        MESSAGE.c.dropped_at.is_(None),
+    )
+    .values(acked_at=sa.bindparam("at"), delivered_at=sa.func.coalesce(MESSAGE.c.delivered_at, sa.bindparam("at")))
+)
+_MESSAGE_FOR_REPLY = (
+    sa.select(MESSAGE.c.job_id, MESSAGE.c.dropped_at, MESSAGE.c.deadline_at, MESSAGE.c.acked_at, REPLY.c.message_id)
+    .outerjoin(REPLY, REPLY.c.message_id == MESSAGE.c.id)
+    .where(MESSAGE.c.id == sa.bindparam("message_id"), MESSAGE.c.node_id == sa.bindparam("node_id"))
+)
+_REPLIES = (
+    sa.select(REPLY)
+    .where(REPLY.c.message_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(REPLY.c.node_id, REPLY.c.message_id)
+)
 
 
 class DropReason(StrEnum):
@@ -62,6 +99,14 @@ class ReplyStatus(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"  # the message has a reply already; this one was ignored
     LATE = "late"  # the message was dropped or its deadline had passed; not stored
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    """What :func:`store_reply` did, and the job of the message answered (None for a job-less one)."""
+
+    status: ReplyStatus
+    job_id: JobId | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +192,7 @@ def enqueue_message(
         raise InputError(ErrorCode.INVALID_REQUEST, detail="message id empty or too long")
     with writing(db) as conn:
         require_enrolled(conn, node_id=node_id)
-        if job_id is not None and conn.execute(sa.select(JOB.c.id).where(JOB.c.id == job_id)).first() is None:
+        if job_id is not None and conn.execute(_JOB_EXISTS, {"job_id": job_id}).first() is None:
             raise NotFoundError(detail="no such job")
         inserted = insert_ignoring_duplicates(
             conn,
@@ -180,48 +225,38 @@ def enqueue_message(
         return inserted
 
 
-def _pending(node_id: str) -> sa.ColumnElement[bool]:
-    return sa.and_(MESSAGE.c.node_id == node_id, MESSAGE.c.delivered_at.is_(None), MESSAGE.c.dropped_at.is_(None))
+def take_deliverable(
+    db: Db, *, node_id: str, redeliver_before: int | None = None, limit: int = 100, now: int | None = None
+) -> list[Message]:
+    """Take a node's messages to send now, oldest first, at most ``limit``; they are marked delivered.
 
-
-def fetch_undelivered(db: Db, *, node_id: str, limit: int = 100, now: int | None = None) -> list[Message]:
-    """A node's undelivered messages, oldest first, at most ``limit``.
-
-    Messages whose round deadline or TTL has passed at ``now`` are not returned: they are dropped
-    (``deadline_passed`` or ``expired``) in the same transaction.
+    Deliverable: never delivered, or (with ``redeliver_before``) delivered before that time and never
+    acknowledged — on a reconnect that is every unacknowledged message; otherwise a delivery whose
+    acknowledgement is overdue, so it was lost on the way. Messages whose round deadline or TTL has
+    passed at ``now`` are dropped (``deadline_passed`` or ``expired``) instead, in the same
+    transaction. One look-up and one update in the common case: this runs on every poll.
     """
     at = _time(now)
     with writing(db) as conn:
-        conn.execute(
-            MESSAGE.update()
-            .where(_pending(node_id), MESSAGE.c.deadline_at <= at)
-            .values(dropped_at=at, drop_reason=str(DropReason.DEADLINE_PASSED))
-        )
-        conn.execute(
-            MESSAGE.update()
-            .where(_pending(node_id), MESSAGE.c.expires_at <= at)
-            .values(dropped_at=at, drop_reason=str(DropReason.EXPIRED))
-        )
-        rows = conn.execute(
-            sa.select(MESSAGE).where(_pending(node_id)).order_by(MESSAGE.c.created_at, MESSAGE.c.id).limit(limit)
-        )
-        return [_message(row) for row in rows]
-
-
-def mark_delivered(db: Db, *, node_id: str, message_ids: Collection[str], now: int | None = None) -> int:
-    """Note that these messages were sent to ``node_id``; returns how many were pending and now are not.
-
-    Ids of other nodes' messages, or of dropped or delivered ones, are ignored.
-    """
-    if not message_ids:
-        return 0
-    with writing(db) as conn:
-        result = conn.execute(
-            MESSAGE.update()
-            .where(_pending(node_id), MESSAGE.c.id.in_(list(message_ids)))
-            .values(delivered_at=_time(now))
-        )
-    return int(result.rowcount)
+        rows = conn.execute(_UNACKED, {"node_id": node_id})
+        due: list[Message] = []
+        overdue: dict[DropReason, list[str]] = {}
+        for message in map(_message, rows):
+            if message.delivered_at is not None and (
+                redeliver_before is None or message.delivered_at >= redeliver_before
+            ):
+                continue  # on its way; its acknowledgement is not overdue yet
+            if message.deadline_at is not None and message.deadline_at <= at:
+                overdue.setdefault(DropReason.DEADLINE_PASSED, []).append(message.id)
+            elif message.expires_at is not None and message.expires_at <= at:
+                overdue.setdefault(DropReason.EXPIRED, []).append(message.id)
+            elif len(due) < limit:
+                due.append(message)
+        for reason, ids in overdue.items():
+            conn.execute(MESSAGE.update().where(MESSAGE.c.id.in_(ids)).values(dropped_at=at, drop_reason=str(reason)))
+        if due:
+            conn.execute(_MARK_DELIVERED, {"ids": [m.id for m in due], "at": at})
+    return [dataclasses.replace(message, delivered_at=at) for message in due]
 
 
 def ack_messages(db: Db, *, node_id: str, message_ids: Collection[str], now: int | None = None) -> int:
@@ -236,35 +271,7 @@ def ack_messages(db: Db, *, node_id: str, message_ids: Collection[str], now: int
 
 def _ack(db: Db, *, node_id: str, message_ids: list[str], at: int) -> int:
     with writing(db) as conn:
-        result = conn.execute(
-            MESSAGE.update()
-            .where(
-                MESSAGE.c.node_id == node_id,
-                MESSAGE.c.id.in_(message_ids),
-                MESSAGE.c.acked_at.is_(None),
-                MESSAGE.c.dropped_at.is_(None),
-            )
-            .values(acked_at=at, delivered_at=sa.func.coalesce(MESSAGE.c.delivered_at, at))
-        )
-    return int(result.rowcount)
-
-
-def requeue_unacked(db: Db, *, node_id: str, delivered_before: int | None = None) -> int:
-    """Make a node's delivered but unacknowledged messages undelivered again; returns how many.
-
-    All of them on a reconnect; with ``delivered_before``, only those delivered before that time (a
-    delivery whose acknowledgement never came, e.g. the answer to a poll whose connection had died).
-    """
-    conditions = [
-        MESSAGE.c.node_id == node_id,
-        MESSAGE.c.delivered_at.is_not(None),
-        MESSAGE.c.acked_at.is_(None),
-        MESSAGE.c.dropped_at.is_(None),
-    ]
-    if delivered_before is not None:
-        conditions.append(MESSAGE.c.delivered_at < delivered_before)
-    with writing(db) as conn:
-        result = conn.execute(MESSAGE.update().where(*conditions).values(delivered_at=None))
+        result = conn.execute(_ACK, {"for_node": node_id, "ids": message_ids, "at": at})
     return int(result.rowcount)
 
 
@@ -301,7 +308,7 @@ def get_message(db: Db, *, message_id: str) -> Message:
     return _message(row)
 
 
-def store_reply(db: Db, *, message_id: str, node_id: str, payload: bytes, now: int | None = None) -> ReplyStatus:
+def store_reply(db: Db, *, message_id: str, node_id: str, payload: bytes, now: int | None = None) -> StoredReply:
     """Keep ``node_id``'s reply to ``message_id``, which also acknowledges the message.
 
     DUPLICATE (nothing changes) when the message has a reply already; LATE (not stored) when the
@@ -310,25 +317,23 @@ def store_reply(db: Db, *, message_id: str, node_id: str, payload: bytes, now: i
     """
     at = _time(now)
     with writing(db) as conn:
-        message = conn.execute(
-            sa.select(MESSAGE.c.dropped_at, MESSAGE.c.deadline_at).where(
-                MESSAGE.c.id == message_id, MESSAGE.c.node_id == node_id
-            )
-        ).first()
-        if message is None:
+        found = conn.execute(_MESSAGE_FOR_REPLY, {"message_id": message_id, "node_id": node_id}).first()
+        if found is None:
             raise NotFoundError(detail="no such message for this node")
-        if conn.execute(sa.select(REPLY.c.message_id).where(REPLY.c.message_id == message_id)).first() is not None:
-            return ReplyStatus.DUPLICATE
-        dropped_at, deadline_at = message
+        job_id, dropped_at, deadline_at, acked_at, answered = found
+        job = None if job_id is None else JobId(job_id)
+        if answered is not None:
+            return StoredReply(ReplyStatus.DUPLICATE, job)
         if dropped_at is not None or (deadline_at is not None and deadline_at <= at):
-            return ReplyStatus.LATE
+            return StoredReply(ReplyStatus.LATE, job)
         stored = insert_ignoring_duplicates(
             conn, REPLY, {"message_id": message_id, "node_id": node_id, "payload": payload, "received_at": at}
         )
         if not stored:  # a concurrent retry of the same reply got there first
-            return ReplyStatus.DUPLICATE
-        _ack(conn, node_id=node_id, message_ids=[message_id], at=at)
-    return ReplyStatus.STORED
+            return StoredReply(ReplyStatus.DUPLICATE, job)
+        if acked_at is None:  # usually acknowledged already, by the poll that followed the delivery
+            _ack(conn, node_id=node_id, message_ids=[message_id], at=at)
+    return StoredReply(ReplyStatus.STORED, job)
 
 
 def fetch_replies(db: Db, *, message_ids: Collection[str]) -> list[Reply]:
@@ -336,9 +341,5 @@ def fetch_replies(db: Db, *, message_ids: Collection[str]) -> list[Reply]:
     if not message_ids:
         return []
     with reading(db) as conn:
-        rows = conn.execute(
-            sa.select(REPLY)
-            .where(REPLY.c.message_id.in_(list(message_ids)))
-            .order_by(REPLY.c.node_id, REPLY.c.message_id)
-        )
+        rows = conn.execute(_REPLIES, {"ids": list(message_ids)})
         return [_reply(row) for row in rows]

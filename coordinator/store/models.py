@@ -28,15 +28,23 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "METADATA",
     "ApiToken",
+    "AuditReceipt",
     "ChannelMessage",
     "ChannelReply",
     "CoordinatorTable",
     "EnrolmentCode",
+    "IndexAudit",
+    "IndexRecord",
+    "IndexSuppression",
+    "IndexToken",
+    "IndexVariant",
     "Job",
     "JobNode",
     "JobRound",
     "JobState",
     "Node",
+    "NodeKeyCertificate",
+    "RelayMessage",
     "RequestNonce",
 ]
 
@@ -113,8 +121,8 @@ class ChannelMessage(CoordinatorTable, table=True):
 
     __tablename__ = "channel_message"
     __table_args__ = (
-        # The channel's hot query: a node's undelivered, not dropped messages, oldest first.
-        sa.Index("ix_channel_message_pending", "node_id", "delivered_at", "dropped_at", "created_at"),
+        # The channel's hot query: a node's unacknowledged, not dropped messages, oldest first.
+        sa.Index("ix_channel_message_unacked", "node_id", "acked_at", "dropped_at", "created_at"),
         sa.Index("ix_channel_message_job_round", "job_id", "round"),
     )
 
@@ -200,3 +208,127 @@ class JobState(CoordinatorTable, table=True):
     strategy_state: bytes = Field(sa_type=sa.LargeBinary())
     rng_state: bytes = Field(sa_type=sa.LargeBinary())
     updated_at: int = Field(sa_type=_micros())
+
+
+# The pseudonymous patient index (coordinator/store/index.py) and the record locator's relay and key
+# certificates (coordinator/store/relay.py). Tokens are stored re-keyed under the coordinator's own
+# secret, as 32 raw bytes; a record is known only by the opaque reference its node chose.
+
+
+class IndexVariant(CoordinatorTable, table=True):
+    """A token variant of the linkage recipe, numbered so that each token row stores two bytes, not its name."""
+
+    __tablename__ = "index_variant"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    tier: str = Field(max_length=8)  # strong | weak (the recipe's, never the publishing node's word)
+
+
+class IndexRecord(CoordinatorTable, table=True):
+    """One published record: its node, the node's opaque reference, and the person cluster it is in."""
+
+    __tablename__ = "index_record"
+    __table_args__ = (
+        sa.UniqueConstraint("node_id", "record_ref", name="uq_index_record_ref"),
+        sa.Index("ix_index_record_cluster", "cluster_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"))
+    node_id: str = Field(max_length=64, foreign_key="node.id")
+    record_ref: str = Field(max_length=64)
+    cluster_id: int = Field(sa_type=sa.BigInteger())  # the smallest record id of its cluster
+    key_id: str = Field(max_length=32)  # the linkage key id the tokens were made under
+    updated_at: int = Field(sa_type=_micros())
+
+
+class IndexToken(CoordinatorTable, table=True):
+    """One re-keyed token of one record (the lookup's hot table: keyed by the token)."""
+
+    __tablename__ = "index_token"
+    __table_args__ = (
+        # PostgreSQL keeps the variant in the key's leaf pages too, so a lookup never visits the heap
+        # (an index-only scan); on SQLite the WITHOUT ROWID table is its key's B-tree already.
+        sa.PrimaryKeyConstraint("token", "record_id", postgresql_include=["variant_id"]),
+        sa.Index("ix_index_token_record", "record_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    token: bytes = Field(sa_type=sa.LargeBinary(32), primary_key=True)
+    record_id: int = Field(sa_type=sa.BigInteger(), primary_key=True, foreign_key="index_record.id")
+    variant_id: int = Field(sa_type=sa.SmallInteger())
+
+
+class IndexSuppression(CoordinatorTable, table=True):
+    """A strong token of a record whose patient opted out: records that share it are kept out of the index."""
+
+    __tablename__ = "index_suppression"
+    __table_args__ = (sa.Index("ix_index_suppression_ref", "node_id", "record_ref"),)
+
+    token: bytes = Field(sa_type=sa.LargeBinary(32), primary_key=True)
+    node_id: str = Field(max_length=64, primary_key=True, foreign_key="node.id")
+    record_ref: str = Field(max_length=64, primary_key=True)
+    created_at: int = Field(sa_type=_micros())
+
+
+class IndexAudit(CoordinatorTable, table=True):
+    """One index call: which node, what it did, how many records or hits — never a token or a reference."""
+
+    __tablename__ = "index_audit"
+    __table_args__ = (sa.Index("ix_index_audit_node_at", "node_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: int = Field(sa_type=_micros())
+    node_id: str = Field(max_length=64)
+    action: str = Field(max_length=16)  # publish | withdraw | lookup
+    items: int  # records published or withdrawn, tokens looked up
+    hits: int | None = None  # records returned by a lookup
+    status: int
+
+
+class RelayMessage(CoordinatorTable, table=True):
+    """A sealed message between two nodes, held only until the receiver acknowledges it (then deleted)."""
+
+    __tablename__ = "relay_message"
+    __table_args__ = (sa.Index("ix_relay_message_inbox", "to_node", "kind", "correlation", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    from_node: str = Field(max_length=64, foreign_key="node.id")
+    to_node: str = Field(max_length=64, foreign_key="node.id")
+    kind: str = Field(max_length=16)  # request | reply
+    correlation: str = Field(max_length=64)  # the request id, chosen by the asking node
+    payload: bytes = Field(sa_type=sa.LargeBinary())
+    created_at: int = Field(sa_type=_micros())
+    expires_at: int = Field(sa_type=_micros(), index=True)
+    delivered_at: int | None = Field(default=None, sa_type=_micros())
+
+
+class NodeKeyCertificate(CoordinatorTable, table=True):
+    """The network-admin key's signature over a node's id, Ed25519 key and X25519 sealing key."""
+
+    __tablename__ = "node_key_certificate"
+
+    node_id: str = Field(primary_key=True, max_length=64, foreign_key="node.id")
+    public_key: str = Field(max_length=64)
+    seal_public_key: str = Field(max_length=64)
+    issued_at: int = Field(sa_type=_micros())
+    signature: str = Field(max_length=128)  # base64url Ed25519 signature
+
+
+# Nodes' audit chain-head receipts (coordinator/store/receipts.py): kept outside the node, so a node's
+# truncated or rolled-back audit log can be shown to be so.
+
+
+class AuditReceipt(CoordinatorTable, table=True):
+    """The newest signed chain-head receipt of one node, and how often its receipts went backwards."""
+
+    __tablename__ = "audit_receipt"
+
+    node_id: str = Field(primary_key=True, max_length=64, foreign_key="node.id")
+    seq: int = Field(sa_type=sa.BigInteger())
+    hash: str = Field(max_length=64)
+    node_time: int = Field(sa_type=_micros())
+    received_at: int = Field(sa_type=_micros())
+    receipt: str = Field(sa_type=sa.Text())  # the signed JSON, exactly as the node sent it
+    conflicts: int = 0  # receipts with a lower seq, or another hash at the same seq (rollback, rewrite)
+    last_conflict_at: int | None = Field(default=None, sa_type=_micros())

@@ -1,12 +1,13 @@
 """The node's end of the channel: one long-poll to the coordinator, replies, heartbeats, reconnects.
 
 The node only dials out. A poll thread keeps one long-poll open; each message it brings is handled on
-a small worker pool (so a count query is not queued behind a training round) by the warm
-:class:`~node.federation.host.ClientAppHost`, and the reply is kept in the node's database *before*
-it is sent: a message delivered again (after a reconnect, a lost reply, a node restart) is answered
-from that record and never executed twice. Messages are acknowledged on the next poll; the first poll
-after (re)connecting says ``hello``, and the coordinator re-sends what was delivered but never
-acknowledged.
+a small worker pool by the warm :class:`~node.federation.host.ClientAppHost` — messages of background
+apps (training) on a second pool whose threads run at a lower OS priority, so a count query is
+neither queued behind a training round nor kept off the CPU by it — and the reply is kept in the
+node's database *before* it is sent: a message delivered again (after a reconnect, a lost reply, a
+node restart) is answered from that record and never executed twice. Messages are acknowledged on
+the next poll; the first poll after (re)connecting says ``hello``, and the coordinator re-sends what
+was delivered but never acknowledged.
 
 Failures to reach the coordinator back off with jittered exponential delays (tenacity's
 ``wait_random_exponential``) and never end the loop; waiting is on the stop event, so ``stop()`` is
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -47,6 +49,17 @@ class CoordinatorLink(Protocol):
     def close(self) -> None:
         """Release the connections."""
         ...
+
+
+BACKGROUND_NICENESS = 10
+
+
+def _lower_thread_priority() -> None:
+    """Run the calling thread at a lower OS priority (Linux schedules threads one by one; elsewhere a no-op)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+    except (AttributeError, OSError):  # pragma: no cover - platforms without per-thread priorities
+        log.info("background threads run at normal priority on this platform")
 
 
 def _round_allowed(server_round: object, rounds: object) -> bool:
@@ -84,6 +97,9 @@ class ChannelRunner:
         self._acks: list[str] = []
         self._acks_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="medfed-channel")
+        self._background_pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="medfed-channel-background", initializer=_lower_thread_priority
+        )
         self._threads = [
             threading.Thread(target=self._poll_loop, name="medfed-channel-poll", daemon=True),
             threading.Thread(target=self._heartbeat_loop, name="medfed-channel-heartbeat", daemon=True),
@@ -99,6 +115,7 @@ class ChannelRunner:
         """Stop the loops; messages being handled finish first (their replies are kept, sent next time)."""
         self._stop.set()
         self._pool.shutdown(wait=True)
+        self._background_pool.shutdown(wait=True)
         # A long-poll in flight cannot be interrupted from here (httpx has no cancel for a blocking
         # read): stopping waits it out, at most ``poll_wait_s``. What it brings after the stop is not
         # acknowledged, so the coordinator delivers it again on the next connect.
@@ -172,7 +189,8 @@ class ChannelRunner:
                 if isinstance(envelope, dict) and isinstance(envelope.get("id"), str):
                     with self._acks_lock:
                         self._acks.append(envelope["id"])
-                    self._pool.submit(self._handle, envelope)
+                    background = self._host.is_background(str(envelope.get("app")))
+                    (self._background_pool if background else self._pool).submit(self._handle, envelope)
 
     # --------------------------------------------------------------- messages
 

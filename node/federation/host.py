@@ -48,10 +48,15 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class InstalledApp:
-    """A ClientApp installed with the node, and what to run once to make its first message fast."""
+    """A ClientApp installed with the node, and what to run once to make its first message fast.
+
+    ``background``: the app's work is long and CPU-bound (training), so the channel runs it on
+    low-priority threads and a query arriving meanwhile is not kept waiting for the CPU.
+    """
 
     app: ClientApp
     warm_up: Callable[[], None] | None = None
+    background: bool = False
 
 
 @dataclass(slots=True)
@@ -88,6 +93,11 @@ class ClientAppHost:
     def installed(self) -> frozenset[str]:
         """Names of the installed apps."""
         return frozenset(self._apps)
+
+    def is_background(self, app: str) -> bool:
+        """Whether ``app`` is installed and does long CPU-bound work (see :class:`InstalledApp`)."""
+        installed = self._apps.get(app)
+        return installed is not None and installed.background
 
     def warm_up(self) -> None:
         """Run every app's warm-up once per host (later calls do nothing)."""

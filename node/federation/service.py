@@ -2,29 +2,36 @@
 
 Runs only on an enrolled node (``medfed node enrol``). The built-in apps are bound to this node's
 data: ``count`` counts the Patients in the node's own store; ``fedavg_mlp`` trains on synthetic
-tabular features derived from the job's seed and this node's id (the analytics and learning issues
-bind real views and datasets).
+tabular features derived from the job's seed and this node's id (the learning issue binds real views
+and datasets); ``analysis`` reads the node's tabular datasets (under its data directory) and
+materialised views (in its store), and releases through the node's disclosure policy
+(``disclosure.yaml`` in the data directory; see :mod:`node.federation.disclosure`).
 """
 
 from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from common.flower import ensure_task_identity, route_flower_logging
+from common.privacy.policy import DisclosurePolicy
 from node.config import NodeSettings
 from node.coordinator_client import CoordinatorClient
 from node.federation.apps import builtin_apps
 from node.federation.apps.data import make_tabular
 from node.federation.channel import ChannelRunner
+from node.federation.disclosure import load_disclosure_policy, policy_release
 from node.federation.host import ClientAppHost
+from node.federation.sources import node_source_loader
 from node.fhir.service import FhirService
 from node.identity import NodeIdentity
+from node.linkage.consent import research_excluded_patient_keys
 
-__all__ = ["TABULAR_ROWS", "start_federation"]
+__all__ = ["TABULAR_ROWS", "build_host", "count_research_patients", "start_federation"]
 
 log = logging.getLogger("medfed.node.federation")
 TABULAR_ROWS = 2_000
@@ -37,19 +44,42 @@ def _version() -> str:
         return "0+unknown"
 
 
-def build_host(service: FhirService, flower_node_id: int) -> ClientAppHost:
-    """The node's app host with the built-in apps bound to this node's data."""
+def count_research_patients(service: FhirService) -> int:
+    """The node's Patients that federated jobs may count: all but those who opted out of research."""
+    total = int(service.search(service.parse("Patient", [("_count", "0")])).total or 0)
+    excluded = research_excluded_patient_keys(service.engine)
+    if excluded:
+        opted_out = service.search(service.parse("Patient", [("_id", ",".join(sorted(excluded))), ("_count", "0")]))
+        total -= int(opted_out.total or 0)
+    return total
+
+
+def build_host(
+    service: FhirService,
+    flower_node_id: int,
+    *,
+    data_dir: Path | None = None,
+    disclosure: DisclosurePolicy | None = None,
+) -> ClientAppHost:
+    """The node's app host with the built-in apps bound to this node's data.
+
+    ``analysis`` reads datasets under ``data_dir`` (none without it) and views in the service's store,
+    and releases under ``disclosure`` (the defaults, control on, when not given).
+    """
 
     def count_patients() -> int:
-        total = service.search(service.parse("Patient", [("_count", "0")])).total
-        return int(total or 0)
+        return count_research_patients(service)
 
     def load_features(seed: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         return make_tabular(TABULAR_ROWS, seed=(seed * 1_000_003 + flower_node_id) % 2**32)
 
-    return ClientAppHost(
-        node_id=flower_node_id, apps=builtin_apps(count_patients=count_patients, load_features=load_features)
+    apps = builtin_apps(
+        count_patients=count_patients,
+        load_features=load_features,
+        load_source=node_source_loader(data_dir=data_dir, engine=service.engine),
+        release=policy_release(disclosure or DisclosurePolicy(), data_dir=data_dir, engine=service.engine),
     )
+    return ClientAppHost(node_id=flower_node_id, apps=apps)
 
 
 def start_federation(settings: NodeSettings, service: FhirService) -> ChannelRunner | None:
@@ -60,7 +90,12 @@ def start_federation(settings: NodeSettings, service: FhirService) -> ChannelRun
         return None
     ensure_task_identity()
     route_flower_logging()
-    host = build_host(service, identity.flower_node_id)
+    host = build_host(
+        service,
+        identity.flower_node_id,
+        data_dir=settings.data_dir,
+        disclosure=load_disclosure_policy(settings.data_dir),
+    )
     host.warm_up()
     runner = ChannelRunner(
         CoordinatorClient(identity, proxy=settings.coordinator_proxy), host, service.engine, version=_version()

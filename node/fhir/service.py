@@ -18,10 +18,12 @@ from node.fhir.query import SearchQuery, parse_search
 from node.fhir.resource_types import R4_RESOURCE_TYPES
 from node.fhir.resources import PreparedResource, new_id, now_micros, prepare
 from node.fhir.validation import validate_resource
+from node.linkage.outbox import note_changes as note_linkage_changes
 from node.store import resources as rows
 from node.store import search as sql
 from node.store.db import write_transaction
 from node.store.resources import StoredResource
+from node.views.materialise import refresh_views
 
 __all__ = ["FhirService", "SearchResult", "WriteResult", "check_type"]
 
@@ -191,12 +193,14 @@ class FhirService:
 
     @staticmethod
     def insert_new(conn: Connection, prepared: Sequence[PreparedResource]) -> None:
-        """Insert brand-new resources and their index rows (bulk)."""
+        """Insert brand-new resources, their index rows and their view rows (bulk)."""
         rows.put_current(conn, [p.stored for p in prepared], replace=False)
         rows.insert_index(
             conn,
             ((p.stored.resource_type, p.stored.id, p.index) for p in prepared if p.index is not None),
         )
+        refresh_views(conn, [p.stored for p in prepared], fresh=True)
+        note_linkage_changes(conn, [p.stored for p in prepared])  # queues Patients for the patient index
 
     def update(
         self,
@@ -242,6 +246,8 @@ class FhirService:
         rows.delete_index(conn, resource_type, resource_id)
         if prepared.index is not None:
             rows.insert_index(conn, [(resource_type, resource_id, prepared.index)])
+        refresh_views(conn, [prepared.stored], fresh=False)
+        note_linkage_changes(conn, [prepared.stored])
         return WriteResult(prepared.stored, created=current.deleted)
 
     def delete(self, resource_type: str, resource_id: str) -> None:
@@ -262,6 +268,8 @@ class FhirService:
         marker = StoredResource(resource_type, resource_id, current.version_id + 1, now_micros(), True, b"")
         rows.put_current(conn, [marker], replace=True)
         rows.delete_index(conn, resource_type, resource_id)
+        refresh_views(conn, [marker], fresh=False)
+        note_linkage_changes(conn, [marker])
 
 
 def _etag_version(etag: str) -> int:

@@ -1,6 +1,10 @@
-"""The access audit table: one row per authenticated API call (append-only; no updates or deletes).
+"""Calls made with a token, as :class:`AuditEvent` rows, read from the node's audit chain.
 
-The trust issue turns this into a hash-chained, signed log; the rows keep the same meaning.
+Since schema revision 0005 every call is an entry of the hash-chained, signed audit log
+(``node/audit``, rows in :mod:`node.store.audit_chain`); :func:`read_events` reads those entries back in
+this module's older shape, with the local resource reference the chain keeps beside its pseudonym.
+:func:`record` writes the pre-chain ``access_audit`` table, which nothing writes any more; it stays as
+the baseline of ``benchmarks/audit_append.py``.
 """
 
 from __future__ import annotations
@@ -8,9 +12,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import sqlalchemy as sa
+import orjson
 from sqlalchemy.engine import Engine
 
+from node.store.audit_chain import newest_entries
 from node.store.db import write_transaction
 from node.store.models import AccessAudit
 
@@ -32,8 +37,11 @@ class AuditEvent:
     result_count: int | None = None
 
 
+_CALL_KINDS = ("fhir.access", "api.call")
+
+
 def record(engine: Engine, event: AuditEvent) -> None:
-    """Append one event."""
+    """Append one event to the pre-chain table (see the module docstring)."""
     with write_transaction(engine) as conn:
         conn.execute(
             ACCESS_AUDIT.insert().values(
@@ -50,20 +58,21 @@ def record(engine: Engine, event: AuditEvent) -> None:
 
 
 def read_events(engine: Engine, *, limit: int = 1000) -> list[AuditEvent]:
-    """The newest events first (for the admin and for tests)."""
-    a = ACCESS_AUDIT
-    stmt = (
-        sa.select(
-            a.c.token_id,
-            a.c.role,
-            a.c.action,
-            a.c.resource_type,
-            a.c.resource_id,
-            a.c.status,
-            a.c.result_count,
+    """The newest calls first (for the admin and for tests), from the audit chain."""
+    events = []
+    for row in newest_entries(engine, kinds=_CALL_KINDS, limit=limit):
+        _, token_id, role = row.actor.split(":", 2)
+        details = orjson.loads(row.details)
+        resource_id = row.subject_ref.split("/", 1)[1] if row.subject_ref else None
+        events.append(
+            AuditEvent(
+                token_id=int(token_id),
+                role=role,
+                action=details["action"],
+                resource_type=details.get("resource_type"),
+                resource_id=resource_id,
+                status=details["status"],
+                result_count=details.get("result_count"),
+            )
         )
-        .order_by(a.c.id.desc())
-        .limit(limit)
-    )
-    with engine.connect() as conn:
-        return [AuditEvent(*row) for row in conn.execute(stmt)]
+    return events

@@ -41,7 +41,10 @@ def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
 def make_engine(url: str) -> Engine:
     """Create the engine for ``url``; raises ConfigError for a URL SQLAlchemy cannot use."""
     try:
-        engine = sa.create_engine(_normalise_url(url), pool_pre_ping=True)
+        # A server connection can die between uses (a restart, an idle timeout), so it is pinged on
+        # checkout; a SQLite file cannot, and the ping would cost a statement per transaction.
+        normalised = _normalise_url(url)
+        engine = sa.create_engine(normalised, pool_pre_ping=not normalised.startswith("sqlite"))
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigError(detail=f"unusable database URL ({type(exc).__name__})") from exc
     if is_sqlite(engine):

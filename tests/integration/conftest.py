@@ -29,7 +29,7 @@ class NodeClient:
         counts: dict[str, int] = {}
         with self.engine.connect() as conn:
             for table in sa.inspect(conn).get_table_names():
-                if table not in ("access_audit", "alembic_version"):
+                if table not in ("access_audit", "audit_entry", "audit_chain_head", "alembic_version"):
                     counts[table] = int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
         return counts
 

@@ -9,7 +9,6 @@ node's data directory.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import select
 import socket
@@ -97,7 +96,8 @@ def serve_tls(asgi_app: Any, tls_options: dict[str, Any]) -> Iterator[int]:
     port: int = listener.getsockname()[1]
     config = uvicorn.Config(asgi_app, log_config=None, access_log=False, ws="none", lifespan="on", **tls_options)
     server = _Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[listener])), daemon=True)
+    # Server.run picks the event loop as `medfed coordinator start` does (uvloop where installed).
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
         if not server.ready.wait(START_TIMEOUT_S) or not server.started:

@@ -14,12 +14,14 @@ researcher-signed spec that the node verifies).
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from common.errors import ErrorCode, InputError
@@ -27,7 +29,7 @@ from coordinator.api.deps import EngineDep
 from coordinator.api.node_auth import AuthenticatedNode
 from coordinator.federation.notifier import ChannelNotifier
 from coordinator.store import jobs, messages, nodes
-from coordinator.store.db import now_micros
+from coordinator.store.db import now_micros, write_transaction
 
 __all__ = ["router"]
 
@@ -39,6 +41,7 @@ MAX_WAIT_S = 30.0
 # unacknowledged after this long went to a connection that died.
 ACK_TIMEOUT_S = 2 * MAX_WAIT_S
 SKEW_REPORT_MS = 30_000
+LIVENESS_EVERY_S = 1.0
 
 
 class PollRequest(BaseModel):
@@ -69,7 +72,7 @@ def _notifier(request: Request) -> ChannelNotifier:
     return notifier
 
 
-def _envelopes(engine: Any, pending: list[messages.Message]) -> list[dict[str, Any]]:
+def _envelopes(conn: Connection, pending: list[messages.Message]) -> list[dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
     for message in pending:
@@ -77,7 +80,7 @@ def _envelopes(engine: Any, pending: list[messages.Message]) -> list[dict[str, A
         spec: dict[str, Any] = {}
         if job_id is not None:
             if job_id not in specs:
-                specs[job_id] = dict(jobs.get_job(engine, job_id=job_id).spec)
+                specs[job_id] = dict(jobs.get_job(conn, job_id=job_id).spec)
             spec = specs[job_id]
         out.append(
             {
@@ -93,36 +96,35 @@ def _envelopes(engine: Any, pending: list[messages.Message]) -> list[dict[str, A
     return out
 
 
-def _take_pending(engine: Any, node_id: str) -> list[dict[str, Any]]:
-    pending = messages.fetch_undelivered(engine, node_id=node_id)
-    if not pending:
-        return []
-    messages.mark_delivered(engine, node_id=node_id, message_ids=[m.id for m in pending])
-    return _envelopes(engine, pending)
+def _deliver(engine: Engine, node: nodes.NodeRecord, body: PollRequest | None) -> list[dict[str, Any]]:
+    """One write transaction per poll: take the acknowledgements, note liveness, take what is due.
+
+    ``body`` is None for the second look after a wake-up (nothing to acknowledge then). Liveness is
+    written at most every :data:`LIVENESS_EVERY_S`: a poll is a request a second under load, and the
+    offline window is a minute.
+    """
+    now = now_micros()
+    with write_transaction(engine) as conn:
+        if body is not None and body.acks:
+            messages.ack_messages(conn, node_id=node.id, message_ids=body.acks, now=now)
+        if body is not None and (node.last_seen_at is None or now - node.last_seen_at >= LIVENESS_EVERY_S * 1e6):
+            nodes.record_heartbeat(conn, node_id=node.id, now=now)
+        # On a (re)connect, whatever was sent but never acknowledged goes out again; otherwise only a
+        # delivery unacknowledged for ACK_TIMEOUT_S, which went to a connection that died.
+        redeliver_before = now + 1 if body is not None and body.hello else now - int(ACK_TIMEOUT_S * 1_000_000)
+        pending = messages.take_deliverable(conn, node_id=node.id, redeliver_before=redeliver_before, now=now)
+        return _envelopes(conn, pending) if pending else []
 
 
 @router.post("/poll", name="channel.poll")
 async def poll(request: Request, node: AuthenticatedNode, body: PollRequest, engine: EngineDep) -> dict[str, Any]:
     """Deliver the node's queued messages, waiting up to ``wait_s`` for one to be queued."""
-
-    def prepare() -> list[dict[str, Any]]:
-        if body.acks:
-            messages.ack_messages(engine, node_id=node.id, message_ids=body.acks)
-        if body.hello:  # a (re)connect: what was sent but never acknowledged goes out again
-            messages.requeue_unacked(engine, node_id=node.id)
-        else:  # a delivery not acknowledged within ACK_TIMEOUT_S was lost on the way: send it again
-            messages.requeue_unacked(
-                engine, node_id=node.id, delivered_before=now_micros() - int(ACK_TIMEOUT_S * 1_000_000)
-            )
-        nodes.record_heartbeat(engine, node_id=node.id)
-        return _take_pending(engine, node.id)
-
-    delivered = await run_in_threadpool(prepare)
+    delivered = await run_in_threadpool(_deliver, engine, node, body)
     if not delivered and body.wait_s > 0:
         await _notifier(request).wait_for_message(node.id, body.wait_s)
         if await request.is_disconnected():  # nobody to deliver to: leave the messages queued
             return {"messages": []}
-        delivered = await run_in_threadpool(_take_pending, engine, node.id)
+        delivered = await run_in_threadpool(_deliver, engine, node, None)
     return {"messages": delivered}
 
 
@@ -133,15 +135,12 @@ async def reply(request: Request, node: AuthenticatedNode, body: ReplyRequest, e
         payload = base64.b64decode(body.payload, validate=True)
     except ValueError:
         raise InputError(ErrorCode.INVALID_REQUEST, hints=["payload: not base64"]) from None
-
-    def store() -> tuple[messages.ReplyStatus, str | None]:
-        status = messages.store_reply(engine, message_id=body.message_id, node_id=node.id, payload=payload)
-        return status, messages.get_message(engine, message_id=body.message_id).job_id
-
-    status, job_id = await run_in_threadpool(store)
-    if job_id is not None and status is messages.ReplyStatus.STORED:
-        _notifier(request).reply_arrived(job_id)
-    return {"status": str(status)}
+    stored = await run_in_threadpool(
+        functools.partial(messages.store_reply, engine, message_id=body.message_id, node_id=node.id, payload=payload)
+    )
+    if stored.job_id is not None and stored.status is messages.ReplyStatus.STORED:
+        _notifier(request).reply_arrived(stored.job_id)
+    return {"status": str(stored.status)}
 
 
 @router.post("/heartbeat", name="channel.heartbeat")

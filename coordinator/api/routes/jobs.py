@@ -11,11 +11,11 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from common.errors import AccessError, ConflictError, ErrorCode
+from common.errors import AccessError, ConflictError, ErrorCode, NotFoundError
 from coordinator.api.deps import Authenticated, EngineDep, SettingsDep
 from coordinator.federation.jobs.specs import parse_spec
 from coordinator.federation.runner import JobRunner
@@ -199,6 +199,24 @@ def get_job_results(job_id: str, _reader: Authenticated, engine: EngineDep) -> J
     if not job.status.is_terminal:
         raise ConflictError(detail="the job has not ended")
     return JobResults(id=job.id, status=job.status, result=job.result, error=job.error)
+
+
+MODEL_MEDIA_TYPE = "application/vnd.medfed.model"
+"""Model bytes (:mod:`common.models.checkpoints`): a JSON header of names, dtypes and shapes, then the arrays."""
+
+
+@router.get("/jobs/{job_id}/model", name="get_job_model")
+def get_job_model(job_id: str, _reader: Authenticated, engine: EngineDep) -> Response:
+    """The job's model as saved after its last completed round (its checkpoint; the final model once the job
+    has succeeded); ``X-Medfed-Round`` names that round. 404 before a round has completed or for a job kind
+    without a model."""
+    job = jobs.get_job(engine, job_id=job_id)
+    state = jobs.load_job_state(engine, job_id=job_id)
+    if state is None:
+        raise NotFoundError(detail="no model saved for this job yet", hints=["model: no completed round"])
+    final = job.status is jobs.JobStatus.SUCCEEDED
+    headers = {"X-Medfed-Round": str(state.round), "X-Medfed-Final": "true" if final else "false"}
+    return Response(content=state.arrays, media_type=MODEL_MEDIA_TYPE, headers=headers)
 
 
 @router.post("/jobs/{job_id}/cancel", name="cancel_job")

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from common.errors import AccessError, NotFoundError
+from coordinator.store.db import now_micros
 from coordinator.store.jobs import create_job
 from coordinator.store.messages import (
     DropReason,
@@ -16,11 +17,9 @@ from coordinator.store.messages import (
     drop_messages,
     enqueue_message,
     fetch_replies,
-    fetch_undelivered,
     get_message,
-    mark_delivered,
-    requeue_unacked,
     store_reply,
+    take_deliverable,
 )
 from coordinator.store.nodes import register_node, revoke_node
 from tests.integration.coordinator.conftest import new_public_key
@@ -40,15 +39,18 @@ def _ids(messages: list[Message]) -> list[str]:
     return [m.id for m in messages]
 
 
-def test_undelivered_messages_come_oldest_first_per_node(engine: sa.Engine, nodes: tuple[str, str]) -> None:
-    """fetch_undelivered returns only that node's pending messages, by creation time, up to the limit."""
+def test_undelivered_messages_are_taken_oldest_first_per_node(engine: sa.Engine, nodes: tuple[str, str]) -> None:
+    """take_deliverable takes only that node's pending messages, by creation time, up to the limit, once."""
     a, b = nodes
     for n, created in enumerate([30, 10, 20]):
         assert enqueue_message(engine, message_id=f"a{n}", node_id=a, payload=b"x%d" % n, now=created * SECOND)
     enqueue_message(engine, message_id="b0", node_id=b, payload=b"y", now=SECOND)
-    assert _ids(fetch_undelivered(engine, node_id=a, now=40 * SECOND)) == ["a1", "a2", "a0"]
-    assert _ids(fetch_undelivered(engine, node_id=a, limit=2, now=40 * SECOND)) == ["a1", "a2"]
-    fetched = fetch_undelivered(engine, node_id=b, now=40 * SECOND)
+    taken = take_deliverable(engine, node_id=a, limit=2, now=40 * SECOND)
+    assert _ids(taken) == ["a1", "a2"]
+    assert {m.delivered_at for m in taken} == {40 * SECOND}
+    assert _ids(take_deliverable(engine, node_id=a, now=41 * SECOND)) == ["a0"]
+    assert take_deliverable(engine, node_id=a, now=42 * SECOND) == []
+    fetched = take_deliverable(engine, node_id=b, now=40 * SECOND)
     assert [(m.id, m.payload, m.node_id) for m in fetched] == [("b0", b"y", b)]
 
 
@@ -78,7 +80,7 @@ def test_messages_for_unknown_or_revoked_nodes_or_jobs_are_refused(engine: sa.En
 def test_messages_past_their_deadline_or_ttl_are_dropped_not_delivered(
     engine: sa.Engine, nodes: tuple[str, str]
 ) -> None:
-    """At fetch time, a passed round deadline or TTL drops the message with its reason."""
+    """At delivery time, a passed round deadline or TTL drops the message with its reason."""
     a, _ = nodes
     job = create_job(engine, kind="fedavg", spec={}, submitter="r", seed=1, node_ids=[a])
     enqueue_message(
@@ -86,11 +88,9 @@ def test_messages_past_their_deadline_or_ttl_are_dropped_not_delivered(
     )
     enqueue_message(engine, message_id="ttl", node_id=a, payload=b"", expires_at=20 * SECOND, now=SECOND)
     enqueue_message(engine, message_id="live", node_id=a, payload=b"", expires_at=99 * SECOND, now=SECOND)
-    assert _ids(fetch_undelivered(engine, node_id=a, now=5 * SECOND)) == ["live", "round", "ttl"]
-    assert _ids(fetch_undelivered(engine, node_id=a, now=10 * SECOND)) == ["live", "ttl"]
-    assert _ids(fetch_undelivered(engine, node_id=a, now=25 * SECOND)) == ["live"]
+    assert _ids(take_deliverable(engine, node_id=a, now=25 * SECOND)) == ["live"]
     round_message = get_message(engine, message_id="round")
-    assert (round_message.dropped_at, round_message.drop_reason) == (10 * SECOND, DropReason.DEADLINE_PASSED)
+    assert (round_message.dropped_at, round_message.drop_reason) == (25 * SECOND, DropReason.DEADLINE_PASSED)
     assert (round_message.job_id, round_message.round) == (job.id, 1)
     assert get_message(engine, message_id="ttl").drop_reason is DropReason.EXPIRED
     assert get_message(engine, message_id="live").drop_reason is None
@@ -99,19 +99,19 @@ def test_messages_past_their_deadline_or_ttl_are_dropped_not_delivered(
 def test_delivered_but_unacknowledged_messages_come_back_after_a_reconnect(
     engine: sa.Engine, nodes: tuple[str, str]
 ) -> None:
-    """Delivered messages leave the queue; requeue_unacked returns those not acknowledged, oldest first."""
+    """Delivered messages leave the queue; redelivery takes those not acknowledged, oldest first."""
     a, b = nodes
     for n in range(3):
         enqueue_message(engine, message_id=f"m{n}", node_id=a, payload=b"", now=(n + 1) * SECOND)
-    assert mark_delivered(engine, node_id=a, message_ids=["m0", "m1", "m2"], now=5 * SECOND) == 3
-    assert mark_delivered(engine, node_id=a, message_ids=["m0"], now=5 * SECOND) == 0
-    assert fetch_undelivered(engine, node_id=a) == []
+    assert _ids(take_deliverable(engine, node_id=a, now=5 * SECOND)) == ["m0", "m1", "m2"]
+    assert take_deliverable(engine, node_id=a, now=6 * SECOND) == []
     assert ack_messages(engine, node_id=b, message_ids=["m1"]) == 0  # not b's message
     assert ack_messages(engine, node_id=a, message_ids=["m1"], now=6 * SECOND) == 1
     assert ack_messages(engine, node_id=a, message_ids=["m1"], now=7 * SECOND) == 0
     assert get_message(engine, message_id="m1").acked_at == 6 * SECOND
-    assert requeue_unacked(engine, node_id=a) == 2
-    assert _ids(fetch_undelivered(engine, node_id=a)) == ["m0", "m2"]
+    # A delivery newer than the cut-off is still on its way; older ones (or all, on a reconnect) come again.
+    assert take_deliverable(engine, node_id=a, redeliver_before=5 * SECOND, now=8 * SECOND) == []
+    assert _ids(take_deliverable(engine, node_id=a, redeliver_before=9 * SECOND, now=9 * SECOND)) == ["m0", "m2"]
 
 
 def test_a_reply_is_stored_once_and_acknowledges_its_message(engine: sa.Engine, nodes: tuple[str, str]) -> None:
@@ -119,10 +119,15 @@ def test_a_reply_is_stored_once_and_acknowledges_its_message(engine: sa.Engine, 
     a, b = nodes
     enqueue_message(engine, message_id="qa", node_id=a, payload=b"q", now=SECOND)
     enqueue_message(engine, message_id="qb", node_id=b, payload=b"q", now=SECOND)
-    mark_delivered(engine, node_id=a, message_ids=["qa"], now=2 * SECOND)
-    assert store_reply(engine, message_id="qa", node_id=a, payload=b"first", now=3 * SECOND) is ReplyStatus.STORED
-    assert store_reply(engine, message_id="qa", node_id=a, payload=b"again", now=4 * SECOND) is ReplyStatus.DUPLICATE
-    assert store_reply(engine, message_id="qb", node_id=b, payload=b"bee", now=5 * SECOND) is ReplyStatus.STORED
+    take_deliverable(engine, node_id=a, now=2 * SECOND)
+    assert (
+        store_reply(engine, message_id="qa", node_id=a, payload=b"first", now=3 * SECOND).status is ReplyStatus.STORED
+    )
+    assert (
+        store_reply(engine, message_id="qa", node_id=a, payload=b"again", now=4 * SECOND).status
+        is ReplyStatus.DUPLICATE
+    )
+    assert store_reply(engine, message_id="qb", node_id=b, payload=b"bee", now=5 * SECOND).status is ReplyStatus.STORED
     replies = fetch_replies(engine, message_ids=["qb", "qa", "unknown"])
     assert [(r.message_id, r.node_id, r.payload, r.received_at) for r in replies] == [
         ("qa", a, b"first", 3 * SECOND),
@@ -130,7 +135,7 @@ def test_a_reply_is_stored_once_and_acknowledges_its_message(engine: sa.Engine, 
     ]
     acked = get_message(engine, message_id="qb")
     assert (acked.delivered_at, acked.acked_at) == (5 * SECOND, 5 * SECOND)
-    assert requeue_unacked(engine, node_id=a) == 0
+    assert take_deliverable(engine, node_id=a, redeliver_before=9 * SECOND, now=9 * SECOND) == []
     assert fetch_replies(engine, message_ids=[]) == []
 
 
@@ -149,9 +154,9 @@ def test_late_replies_are_not_stored(engine: sa.Engine, nodes: tuple[str, str]) 
     a, _ = nodes
     enqueue_message(engine, message_id="r1", node_id=a, payload=b"", deadline_at=10 * SECOND, now=SECOND)
     enqueue_message(engine, message_id="r2", node_id=a, payload=b"", now=SECOND)
-    assert store_reply(engine, message_id="r1", node_id=a, payload=b"", now=10 * SECOND) is ReplyStatus.LATE
+    assert store_reply(engine, message_id="r1", node_id=a, payload=b"", now=10 * SECOND).status is ReplyStatus.LATE
     assert drop_messages(engine, message_ids=["r2"], reason=DropReason.CANCELLED, now=2 * SECOND) == 1
-    assert store_reply(engine, message_id="r2", node_id=a, payload=b"", now=3 * SECOND) is ReplyStatus.LATE
+    assert store_reply(engine, message_id="r2", node_id=a, payload=b"", now=3 * SECOND).status is ReplyStatus.LATE
     assert fetch_replies(engine, message_ids=["r1", "r2"]) == []
 
 
@@ -163,13 +168,13 @@ def test_cancelling_a_job_drops_its_unacknowledged_messages(engine: sa.Engine, n
     enqueue_message(engine, message_id="delivered", node_id=b, payload=b"", job_id=job.id, round=1)
     enqueue_message(engine, message_id="answered", node_id=b, payload=b"", job_id=job.id, round=1)
     enqueue_message(engine, message_id="other", node_id=a, payload=b"")
-    mark_delivered(engine, node_id=b, message_ids=["delivered", "answered"])
+    assert _ids(take_deliverable(engine, node_id=b)) == ["delivered", "answered"]
     store_reply(engine, message_id="answered", node_id=b, payload=b"")
     assert drop_job_messages(engine, job_id=job.id, reason=DropReason.CANCELLED) == 2
     assert get_message(engine, message_id="delivered").drop_reason is DropReason.CANCELLED
     assert get_message(engine, message_id="answered").dropped_at is None
-    assert _ids(fetch_undelivered(engine, node_id=a)) == ["other"]
-    assert requeue_unacked(engine, node_id=b) == 0
+    assert _ids(take_deliverable(engine, node_id=a)) == ["other"]
+    assert take_deliverable(engine, node_id=b, redeliver_before=now_micros() + 1) == []
 
 
 def test_re_enqueueing_a_dropped_unanswered_message_queues_it_again(engine: sa.Engine, nodes: tuple[str, str]) -> None:
@@ -177,11 +182,13 @@ def test_re_enqueueing_a_dropped_unanswered_message_queues_it_again(engine: sa.E
     a, _ = nodes
     enqueue_message(engine, message_id="d1", node_id=a, payload=b"x", deadline_at=10 * SECOND, now=SECOND)
     enqueue_message(engine, message_id="d2", node_id=a, payload=b"x", deadline_at=10 * SECOND, now=SECOND)
-    assert store_reply(engine, message_id="d2", node_id=a, payload=b"answer", now=2 * SECOND) is ReplyStatus.STORED
-    assert fetch_undelivered(engine, node_id=a, now=20 * SECOND) == []  # d1 dropped: deadline passed
+    assert (
+        store_reply(engine, message_id="d2", node_id=a, payload=b"answer", now=2 * SECOND).status is ReplyStatus.STORED
+    )
+    assert take_deliverable(engine, node_id=a, now=20 * SECOND) == []  # d1 dropped: deadline passed
     assert get_message(engine, message_id="d1").drop_reason is DropReason.DEADLINE_PASSED
     assert enqueue_message(engine, message_id="d1", node_id=a, payload=b"x", deadline_at=90 * SECOND) is False
     assert enqueue_message(engine, message_id="d2", node_id=a, payload=b"x", deadline_at=90 * SECOND) is False
-    assert _ids(fetch_undelivered(engine, node_id=a, now=30 * SECOND)) == ["d1"]
+    assert _ids(take_deliverable(engine, node_id=a, now=30 * SECOND)) == ["d1"]
     assert get_message(engine, message_id="d1").deadline_at == 90 * SECOND
     assert [r.payload for r in fetch_replies(engine, message_ids=["d2"])] == [b"answer"]
