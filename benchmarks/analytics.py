@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm  # type: ignore[import-untyped]  # no stubs or py.typed
 
-from benchmarks.network import NODE_START, child_env, free_port, machine, print_table, stop_process
+from benchmarks.network import machine, print_table, start_node_processes, stop_node_processes, wait_online
 from common.analytics.local import run_local
 from common.flower import ensure_task_identity
 from coordinator.federation.channel_transport import ChannelTransport
@@ -123,37 +123,11 @@ def analytics_network(workdir: Path, rows: int) -> Iterator[tuple[Coordinator, l
             (node_dir / "disclosure.yaml").write_text("enabled: false\n", encoding="utf-8")
             identity = enrol(node_dir, coordinator.code(f"Bench site {index} {uuid.uuid4().hex[:6]}"), version="bench")
             sites.append(Site(node_dir, identity.node_id))
-        stack.callback(_stop, sites)
-        for site in sites:
-            site.log = (site.data_dir / "node.log").open("wb")
-            site.process = subprocess.Popen(
-                [*NODE_START, "--data-dir", str(site.data_dir), "--port", str(free_port())],
-                stdout=site.log,
-                stderr=subprocess.STDOUT,
-                env=child_env(MEDFED_NODE_LOG_LEVEL="WARNING"),
-            )
-        _wait_online(coordinator, sites)
+        stack.callback(stop_node_processes, sites)
+        start_node_processes(sites)
+        transport = ChannelTransport(coordinator.engine, coordinator.app.state.notifier, offline_after_s=60)
+        wait_online(transport, sites, timeout_s=180.0)
         yield coordinator, sites
-
-
-def _stop(sites: Sequence[Site]) -> None:
-    for site in sites:
-        if site.process is not None:
-            stop_process(site.process)
-        if site.log is not None:
-            site.log.close()
-
-
-def _wait_online(coordinator: Coordinator, sites: Sequence[Site], timeout_s: float = 180.0) -> None:
-    transport = ChannelTransport(coordinator.engine, coordinator.app.state.notifier, offline_after_s=60)
-    deadline = time.monotonic() + timeout_s
-    while len(transport.node_ids()) < len(sites):
-        for site in sites:
-            if site.process is not None and site.process.poll() is not None:
-                raise RuntimeError(f"a node process exited with {site.process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError("the nodes did not all come online")
-        time.sleep(0.2)
 
 
 def federated(client: Federation, runner: JobRunner, spec: dict[str, Any]) -> tuple[float, dict[str, Any]]:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 import torch
@@ -155,38 +155,57 @@ def medfed_network(workdir: Path, n_nodes: int, *, start_timeout_s: float = 180.
             sites.append(NodeSite(node_dir, identity.flower_node_id, service))
         network = Network(coordinator, sites)
         stack.callback(_stop_nodes, sites)
-        for site in sites:
-            site.log = (site.data_dir / "node.log").open("wb")
-            site.process = subprocess.Popen(
-                [*NODE_START, "--data-dir", str(site.data_dir), "--port", str(free_port())],
-                stdout=site.log,
-                stderr=subprocess.STDOUT,
-                env=child_env(MEDFED_NODE_LOG_LEVEL="WARNING"),
-            )
-        _wait_online(network, n_nodes, start_timeout_s)
+        start_node_processes(sites)
+        wait_online(network.transport(), sites, start_timeout_s)
         yield network
     shutil.rmtree(coordinator_dir, ignore_errors=True)
 
 
 def _stop_nodes(sites: Sequence[NodeSite]) -> None:
+    stop_node_processes(sites)
+    for site in sites:
+        site.service.engine.dispose()
+
+
+class NodeProcess(Protocol):
+    """A node data directory with the ``medfed node start`` process serving it, once started."""
+
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None
+    log: IO[bytes] | None
+
+
+def start_node_processes(sites: Sequence[NodeProcess]) -> None:
+    """``medfed node start`` on every site's enrolled data directory, each logging to its ``node.log``."""
+    for site in sites:
+        site.log = (site.data_dir / "node.log").open("wb")
+        site.process = subprocess.Popen(
+            [*NODE_START, "--data-dir", str(site.data_dir), "--port", str(free_port())],
+            stdout=site.log,
+            stderr=subprocess.STDOUT,
+            env=child_env(MEDFED_NODE_LOG_LEVEL="WARNING"),
+        )
+
+
+def stop_node_processes(sites: Sequence[NodeProcess]) -> None:
+    """Stop every site's node process and close its log (sites never started are passed over)."""
     for site in sites:
         if site.process is not None:
             stop_process(site.process)
         if site.log is not None:
             site.log.close()
-        site.service.engine.dispose()
 
 
-def _wait_online(network: Network, n_nodes: int, timeout_s: float) -> None:
-    transport = network.transport()
+def wait_online(transport: ChannelTransport, sites: Sequence[NodeProcess], timeout_s: float) -> None:
+    """Return once every site's node is connected to the channel; RuntimeError if one exits or time runs out."""
     deadline = time.monotonic() + timeout_s
-    while len(transport.node_ids()) < n_nodes:
-        for site in network.nodes:
+    while len(transport.node_ids()) < len(sites):
+        for site in sites:
             if site.process is not None and site.process.poll() is not None:
                 log = (site.data_dir / "node.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"node process exited with {site.process.returncode}:\n{log}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(transport.node_ids())} of {n_nodes} nodes came online")
+            raise RuntimeError(f"only {len(transport.node_ids())} of {len(sites)} nodes came online")
         time.sleep(0.2)
 
 

@@ -79,6 +79,11 @@ class ErrorCode(StrEnum):
     LINKAGE_NOT_CONFIGURED = "linkage_not_configured"
     # Federated learning jobs (the learning task a node trains on).
     INVALID_LEARNING_TASK = "invalid_learning_task"
+    # Node policy: a job the node's policy refuses, or one that waits for (or was refused by) a person.
+    JOB_REFUSED_BY_POLICY = "job_refused_by_policy"
+    JOB_PENDING_APPROVAL = "job_pending_approval"
+    JOB_APPROVAL_REJECTED = "job_approval_rejected"
+    JOB_APPROVAL_TIMED_OUT = "job_approval_timed_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,12 @@ CATALOG: dict[ErrorCode, CatalogEntry] = {
     # Federated learning jobs: the task names columns, levels or a split the node's data do not have, or
     # the rows left are too few to train and evaluate on.
     ErrorCode.INVALID_LEARNING_TASK: CatalogEntry(400, "The learning task does not fit this node's data."),
+    # Node policy: refusals name the deciding rule in their hints (a rule path, never a value); a job
+    # that waits for a person is answered "pending" only when the node cannot keep it waiting.
+    ErrorCode.JOB_REFUSED_BY_POLICY: CatalogEntry(403, "This node's policy does not allow this job."),
+    ErrorCode.JOB_PENDING_APPROVAL: CatalogEntry(409, "This job is waiting for approval by the node's staff."),
+    ErrorCode.JOB_APPROVAL_REJECTED: CatalogEntry(403, "The node's staff rejected this job."),
+    ErrorCode.JOB_APPROVAL_TIMED_OUT: CatalogEntry(409, "This job waited too long for approval at the node."),
 }
 
 

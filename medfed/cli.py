@@ -566,34 +566,40 @@ def node_approvals(
     """Jobs waiting for a person's approval (JSON lines, oldest first)."""
     from node.policy import queue
 
+    state = None if show_all else queue.ApprovalState.PENDING
+    _print_dataclass_lines(
+        _node_queue_call(data_dir, lambda engine, audit: queue.list_approvals(engine, audit, state=state))
+    )
+
+
+def _node_queue_call(data_dir: Path | None, call: Callable[[Any, Any], Any]) -> Any:
+    """``call(engine, audit)`` on the node's store and audit log; a MedfedError exits with its message."""
     try:
         settings = _settings(data_dir)
         engine = _node_engine(settings)
-        state = None if show_all else queue.ApprovalState.PENDING
-        found = queue.list_approvals(engine, _node_audit(settings, engine), state=state)
+        return call(engine, _node_audit(settings, engine))
     except MedfedError as exc:
         raise _fail(exc) from None
-    for approval in found:
-        sys.stdout.write(orjson.dumps(_dataclass_dict(approval)).decode() + "\n")
 
 
-def _dataclass_dict(value: Any) -> dict[str, Any]:
+def _print_dataclass_lines(values: Any) -> None:
+    """One JSON line per dataclass instance, its fields in order."""
     import dataclasses
 
-    return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+    for value in values:
+        fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+        sys.stdout.write(orjson.dumps(fields).decode() + "\n")
 
 
 def _decide_job(job: str, data_dir: Path | None, by: str | None, note: str | None, *, approve: bool) -> None:
     from node.policy import queue
 
-    try:
-        settings = _settings(data_dir)
-        engine = _node_engine(settings)
-        decided = queue.decide_approval(
-            engine, _node_audit(settings, engine), job, approve=approve, actor=_cli_actor(by), note=note
-        )
-    except MedfedError as exc:
-        raise _fail(exc) from None
+    decided = _node_queue_call(
+        data_dir,
+        lambda engine, audit: queue.decide_approval(
+            engine, audit, job, approve=approve, actor=_cli_actor(by), note=note
+        ),
+    )
     console.print(f"job {decided.job_id}: {decided.state}")
 
 
@@ -621,28 +627,19 @@ def node_releases(
     """Results held for a steward (JSON lines: id, job, summary; never the result itself)."""
     from node.policy import queue
 
-    try:
-        settings = _settings(data_dir)
-        engine = _node_engine(settings)
-        state = None if show_all else queue.ReleaseState.HELD
-        found = queue.list_holds(engine, _node_audit(settings, engine), state=state)
-    except MedfedError as exc:
-        raise _fail(exc) from None
-    for hold in found:
-        sys.stdout.write(orjson.dumps(_dataclass_dict(hold)).decode() + "\n")
+    state = None if show_all else queue.ReleaseState.HELD
+    _print_dataclass_lines(
+        _node_queue_call(data_dir, lambda engine, audit: queue.list_holds(engine, audit, state=state))
+    )
 
 
 def _decide_hold(hold_id: int, data_dir: Path | None, by: str | None, *, release: bool) -> None:
     from node.policy import queue
 
-    try:
-        settings = _settings(data_dir)
-        engine = _node_engine(settings)
-        hold = queue.decide_release(
-            engine, _node_audit(settings, engine), hold_id, release=release, actor=_cli_actor(by)
-        )
-    except MedfedError as exc:
-        raise _fail(exc) from None
+    hold = _node_queue_call(
+        data_dir,
+        lambda engine, audit: queue.decide_release(engine, audit, hold_id, release=release, actor=_cli_actor(by)),
+    )
     console.print(f"result {hold.id} of job {hold.job_id}: {'released' if release else 'withheld'}")
 
 

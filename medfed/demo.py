@@ -3,7 +3,8 @@
 Each node is its own process with its own SQLite file and its own generated patients (a different
 site per node); the coordinator is its own process serving HTTPS from its private CA. The demo enrols
 the nodes (pinned to the coordinator's CA), waits until they are online over the channel, runs a
-federated count and a FedAvg job through the coordinator's API, prints the results and the console
+federated count, a histogram of HbA1c over each node's lab view (released under the node's disclosure
+control) and a FedAvg job through the coordinator's API, prints the results and the console
 URL, and then shuts everything down — or, with ``--keep-running``, leaves it up until Ctrl-C.
 Every process is stopped by its own handle.
 """
@@ -113,6 +114,34 @@ def _client(url: str, identity: CoordinatorIdentity, token: str) -> httpx.Client
     )
 
 
+HBA1C_HISTOGRAM: dict[str, Any] = {
+    "kind": "analysis",
+    "analysis": "histogram",
+    "params": {"column": "value", "lower": 4.0, "upper": 12.0, "bins": 8},
+    "source": {"view": "lab_observations"},
+    "cohort": {"op": "in", "column": "loinc_code", "values": ["4548-4"]},  # HbA1c (%)
+}
+
+
+def _histogram_lines(job: dict[str, Any]) -> list[str]:
+    """The histogram as printed lines: each bin's released count, or why it was withheld."""
+    result = (job.get("result") or {}).get("result") or {}
+    edges, counts = result.get("edges") or [], result.get("counts") or []
+    lines = []
+    for low, high, count in zip(edges, edges[1:], counts, strict=False):
+        if isinstance(count, dict):  # a cell released under disclosure control
+            count = "suppressed (too few patients)" if count.get("suppressed") else count.get("value")
+        lines.append(f"  HbA1c {low:4.1f}-{high:4.1f} %: {count}")
+    disclosure = {
+        str((node.get("disclosure") or {}).get("method"))
+        for node in ((job.get("result") or {}).get("nodes") or {}).values()
+        if isinstance(node, dict)
+    }
+    if disclosure:
+        lines.append(f"  released by each node under its disclosure rules ({', '.join(sorted(disclosure))})")
+    return lines
+
+
 def _run_job(api: httpx.Client, spec: dict[str, Any], seed: int, say: Callable[[str], None]) -> dict[str, Any]:
     job = api.post("/api/jobs", json={"spec": spec, "seed": seed})
     job.raise_for_status()
@@ -197,6 +226,10 @@ def run_demo(
         say("all nodes online; running a federated count ...")
         count = _run_job(api, {"kind": "count"}, seed, say)
         say(f"  patients across the network: {(count.get('result') or {}).get('total')}")
+        say("running a federated histogram of HbA1c from each node's lab_observations view ...")
+        histogram = _run_job(api, HBA1C_HISTOGRAM, seed, say)
+        for line in _histogram_lines(histogram):
+            say(line)
         say(f"running FedAvg of an MLP, {rounds} rounds ...")
         fedavg = _run_job(api, {"kind": "fedavg_mlp", "rounds": rounds, "quorum": len(SITES)}, seed, say)
         result = fedavg.get("result") or {}

@@ -18,6 +18,7 @@ from node.audit import AuditLog, ReceiptSender
 from node.config import NodeSettings
 from node.fhir.service import FhirService
 from node.identity import NodeIdentity
+from node.policy.starter import write_starter_policy
 from node.privacy.secret import ensure_disclosure_secret
 from node.store.db import make_engine
 from node.store.migrate import current_revision, head_revision, upgrade
@@ -32,6 +33,8 @@ def init_node(settings: NodeSettings) -> tuple[Engine, str]:
     """Create the data directory and its disclosure secret, and bring the database to the current schema.
 
     Idempotent: an existing disclosure secret is kept (new noise for old cells would let answers be averaged).
+    A new node (an empty database) without a policy file gets the permissive starter policy
+    (:mod:`node.policy.starter`); an existing node never does, so a deleted policy stays deleted.
     """
     data_dir: Path = settings.data_dir
     try:
@@ -41,7 +44,13 @@ def init_node(settings: NodeSettings) -> tuple[Engine, str]:
         raise ConfigError(detail=f"cannot create the data directory ({type(exc).__name__})") from exc
     ensure_disclosure_secret(data_dir)
     engine = make_engine(settings.sqlalchemy_url)
+    new_node = current_revision(engine) is None
     upgrade(engine)
+    if new_node:
+        try:
+            write_starter_policy(settings.policy_path)
+        except OSError as exc:
+            raise ConfigError(detail=f"cannot write the starter policy ({type(exc).__name__})") from exc
     install_standard_views(engine)  # registers the library's views; builds new or changed ones
     return engine, head_revision()
 
@@ -75,7 +84,7 @@ def serve(settings: NodeSettings) -> None:
         # Imported only on enrolled nodes: it brings torch and flwr, which a plain FHIR node does not need.
         from node.federation.service import start_federation
 
-        runner = start_federation(settings, app.state.service)
+        runner = start_federation(settings, app.state.service, policy=app.state.policy, audit=app.state.audit_log)
         receipts = start_receipt_sender(settings, app.state.audit_log, identity)
     log.info(
         "node API listening",

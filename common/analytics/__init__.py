@@ -16,7 +16,8 @@ Analyses (module: what is exact, what each side learns):
   ``glm`` (:mod:`.glm`, IRLS as statsmodels), ``cox`` (:mod:`.cox`, Breslow, stratified by node):
   iterative, a state machine on the coordinator.
 
-Design matrices and the refusal rules for models are in :mod:`.design`; :mod:`.registry` maps names
+Design matrices and the refusal rules for models are in :mod:`.design`, their shared Wald inference in
+:mod:`.wald`; :mod:`.registry` maps names
 to functions; :mod:`.local` runs an analysis over in-memory tables through the same JSON boundary.
 """
 

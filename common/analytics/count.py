@@ -12,10 +12,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from common.analytics.cells import Count, sum_counts
-from common.analytics.params import AnalysisModel, parse_params, parse_partials, require_columns, wrong_shape
+from common.analytics.params import (
+    AnalysisModel,
+    DistinctColumns,
+    parse_params,
+    parse_partials,
+    require_columns,
+    wrong_shape,
+)
 
 __all__ = ["CountParams", "CountPartial", "CountResult", "count_partial", "merge_counts"]
 
@@ -23,14 +30,7 @@ __all__ = ["CountParams", "CountPartial", "CountResult", "count_partial", "merge
 class CountParams(AnalysisModel):
     """Count the rows, and the non-missing values of ``columns``."""
 
-    columns: tuple[str, ...] = Field(default=(), max_length=1000)
-
-    @field_validator("columns")
-    @classmethod
-    def _distinct(cls, columns: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(columns)) != len(columns):
-            raise ValueError("columns must be distinct")
-        return columns
+    columns: DistinctColumns = Field(default=(), max_length=1000)
 
 
 class CountPartial(AnalysisModel):

@@ -32,11 +32,10 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, NonNegativeInt, field_validator
-from scipy import stats
+from pydantic import Field, NonNegativeInt
 
 from common.analytics.design import (
-    Covariate,
+    Covariates,
     check_node_rows,
     check_pooled_design,
     complete_rows,
@@ -51,8 +50,11 @@ from common.analytics.params import (
     parse_params,
     parse_partials,
     parse_request,
+    sum_matrices,
+    sum_vectors,
     wrong_shape,
 )
+from common.analytics.wald import wald_columns
 from common.errors import ErrorCode, InputError, InternalError
 
 __all__ = [
@@ -72,19 +74,11 @@ class CoxParams(AnalysisModel):
 
     time: str = Field(min_length=1)
     event: str = Field(min_length=1)
-    covariates: tuple[Covariate, ...] = Field(min_length=1, max_length=500)
+    covariates: Covariates = Field(min_length=1, max_length=500)
     max_iter: int = Field(default=100, ge=1, le=1000)
     tol: float = Field(default=1e-8, gt=0, lt=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     min_rows_per_node: int | None = Field(default=None, ge=1)
-
-    @field_validator("covariates")
-    @classmethod
-    def _distinct(cls, covariates: tuple[Covariate, ...]) -> tuple[Covariate, ...]:
-        columns = [c.column for c in covariates]
-        if len(set(columns)) != len(columns):
-            raise ValueError("covariate columns must be distinct")
-        return covariates
 
     def names(self) -> list[str]:
         """The coefficient names, in order."""
@@ -245,14 +239,8 @@ def step_cox(
     newton = parse_partials(CoxNewtonPartial, partials)
     if sum(d.n for d in newton) != state.n or state.beta is None:
         raise InternalError(ErrorCode.INVALID_PARTIAL, detail="node row counts changed between rounds")
-    score = np.zeros(p)
-    information = np.zeros((p, p))
-    for index, partial in enumerate(newton):
-        info = np.asarray(partial.information, dtype=np.float64)
-        if info.shape != (p, p) or len(partial.score) != p:
-            raise wrong_shape(index, "information")
-        score += np.asarray(partial.score)
-        information += info
+    information = sum_matrices([d.information for d in newton], p, "information")
+    score = sum_vectors([d.score for d in newton], p, "score")
     loglik = sum(d.loglik for d in newton)
     if not (np.isfinite(information).all() and np.isfinite(score).all() and np.isfinite(loglik)):
         raise InternalError(ErrorCode.INTERNAL, detail="Cox Newton diverged (non-finite terms)")
@@ -272,18 +260,9 @@ def step_cox(
 def _result(params: CoxParams, state: CoxState, loglik: float, information: FloatArray) -> CoxResult:
     beta = np.asarray(state.beta)
     cov = np.linalg.inv(information)
-    bse = np.sqrt(np.diag(cov))
-    z = beta / bse
-    q = float(stats.norm.ppf(1 - params.alpha / 2))
     return CoxResult(
         names=params.names(),
-        params=beta.tolist(),
-        bse=bse.tolist(),
-        zvalues=z.tolist(),
-        pvalues=(2 * stats.norm.sf(np.abs(z))).tolist(),
-        conf_int_lower=(beta - q * bse).tolist(),
-        conf_int_upper=(beta + q * bse).tolist(),
-        cov_params=cov.tolist(),
+        **wald_columns(beta, cov, params.alpha),
         loglik=loglik,
         nobs=state.n,
         events=state.events,

@@ -31,10 +31,11 @@ a job may set a lower per-node minimum.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from common.analytics.params import AnalysisModel, FloatArray, Scalar, numeric_column, require_columns
 from common.errors import ErrorCode, InputError
@@ -42,6 +43,7 @@ from common.errors import ErrorCode, InputError
 __all__ = [
     "RANK_TOLERANCE",
     "Covariate",
+    "Covariates",
     "check_node_rows",
     "check_pooled_design",
     "complete_rows",
@@ -71,6 +73,17 @@ class Covariate(AnalysisModel):
         if self.levels is None:
             return [self.column]
         return [f"{self.column}[{level}]" for level in self.levels[1:]]
+
+
+def _distinct_covariates(covariates: tuple[Covariate, ...]) -> tuple[Covariate, ...]:
+    columns = [c.column for c in covariates]
+    if len(set(columns)) != len(columns):
+        raise ValueError("covariate columns must be distinct")
+    return covariates
+
+
+Covariates = Annotated[tuple[Covariate, ...], AfterValidator(_distinct_covariates)]
+"""A model's terms, no column named twice (the length limits stay with each model's field)."""
 
 
 def design_names(covariates: Sequence[Covariate], *, intercept: bool) -> list[str]:

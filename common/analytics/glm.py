@@ -44,11 +44,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, NonNegativeInt, field_validator
-from scipy import special, stats
+from pydantic import Field, NonNegativeInt
+from scipy import special
 
 from common.analytics.design import (
-    Covariate,
+    Covariates,
     check_node_rows,
     check_pooled_design,
     complete_rows,
@@ -62,8 +62,10 @@ from common.analytics.params import (
     parse_params,
     parse_partials,
     parse_request,
-    wrong_shape,
+    sum_matrices,
+    sum_vectors,
 )
+from common.analytics.wald import wald_columns
 from common.errors import ErrorCode, InputError, InternalError
 
 __all__ = [
@@ -85,20 +87,12 @@ class GlmParams(AnalysisModel):
     family: Family
     response: str = Field(min_length=1)
     response_above: float | None = None
-    covariates: tuple[Covariate, ...] = Field(max_length=500)
+    covariates: Covariates = Field(max_length=500)
     intercept: bool = True
     max_iter: int = Field(default=100, ge=1, le=1000)
     tol: float = Field(default=1e-8, gt=0, lt=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     min_rows_per_node: int | None = Field(default=None, ge=1)
-
-    @field_validator("covariates")
-    @classmethod
-    def _distinct(cls, covariates: tuple[Covariate, ...]) -> tuple[Covariate, ...]:
-        columns = [c.column for c in covariates]
-        if len(set(columns)) != len(columns):
-            raise ValueError("covariate columns must be distinct")
-        return covariates
 
     def names(self) -> list[str]:
         """The coefficient names, in order."""
@@ -310,16 +304,6 @@ def answer_glm(
     ).model_dump()
 
 
-def _sum_matrices(matrices: Sequence[list[list[float]]], p: int, field: str) -> FloatArray:
-    total = np.zeros((p, p))
-    for index, matrix in enumerate(matrices):
-        array = np.asarray(matrix, dtype=np.float64)
-        if array.shape != (p, p):
-            raise wrong_shape(index, field)
-        total += array
-    return total
-
-
 def step_glm(
     params: GlmParams | Mapping[str, Any],
     state: GlmState,
@@ -332,19 +316,15 @@ def step_glm(
     if state.stage == "design":
         design = parse_partials(GlmDesignPartial, partials)
         n = sum(d.n for d in design)
-        gram = _sum_matrices([d.gram for d in design], p, "gram")
+        gram = sum_matrices([d.gram for d in design], p, "gram")
         check_pooled_design(n, gram, names)
         y_mean = sum(d.sum_y for d in design) / n
         return GlmState(stage="irls", n=n, y_mean=y_mean), GlmRequest(stage="irls", y_mean=y_mean)
     irls = parse_partials(GlmIrlsPartial, partials)
     if sum(d.n for d in irls) != state.n:
         raise InternalError(ErrorCode.INVALID_PARTIAL, detail="node row counts changed between rounds")
-    xtwx = _sum_matrices([d.xtwx for d in irls], p, "xtwx")
-    xtwz = np.zeros(p)
-    for index, partial in enumerate(irls):
-        if len(partial.xtwz) != p:
-            raise wrong_shape(index, "xtwz")
-        xtwz += np.asarray(partial.xtwz)
+    xtwx = sum_matrices([d.xtwx for d in irls], p, "xtwx")
+    xtwz = sum_vectors([d.xtwz for d in irls], p, "xtwz")
     deviance = sum(d.deviance for d in irls)
     pearson = sum(d.pearson_chi2 for d in irls)
     scale = _scale(params.family, pearson, state.n - p)
@@ -388,19 +368,10 @@ def _result(params: GlmParams, state: GlmState, deviance: float, pearson: float,
     scale = _scale(params.family, pearson, df_resid)
     beta = np.asarray(state.beta)
     cov = scale * np.linalg.inv(np.asarray(state.xtwx_used))
-    bse = np.sqrt(np.diag(cov))
-    z = beta / bse
-    q = float(stats.norm.ppf(1 - params.alpha / 2))
     return GlmResult(
         family=params.family,
         names=names,
-        params=beta.tolist(),
-        bse=bse.tolist(),
-        zvalues=z.tolist(),
-        pvalues=(2 * stats.norm.sf(np.abs(z))).tolist(),
-        conf_int_lower=(beta - q * bse).tolist(),
-        conf_int_upper=(beta + q * bse).tolist(),
-        cov_params=cov.tolist(),
+        **wald_columns(beta, cov, params.alpha),
         scale=scale,
         deviance=deviance,
         pearson_chi2=pearson,

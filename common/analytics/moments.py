@@ -25,10 +25,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, NonNegativeInt, field_validator
+from pydantic import Field, NonNegativeInt
 
 from common.analytics.cells import Count, add_counts
-from common.analytics.params import AnalysisModel, numeric_column, parse_params, parse_partials, wrong_shape
+from common.analytics.params import (
+    AnalysisModel,
+    DistinctColumns,
+    numeric_column,
+    parse_params,
+    parse_partials,
+    wrong_shape,
+)
 
 __all__ = [
     "ColumnMoments",
@@ -45,14 +52,7 @@ __all__ = [
 class MomentsParams(AnalysisModel):
     """Mean and variance of each of ``columns``."""
 
-    columns: tuple[str, ...] = Field(min_length=1, max_length=1000)
-
-    @field_validator("columns")
-    @classmethod
-    def _distinct(cls, columns: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(columns)) != len(columns):
-            raise ValueError("columns must be distinct")
-        return columns
+    columns: DistinctColumns = Field(min_length=1, max_length=1000)
 
 
 class ColumnMoments(AnalysisModel):

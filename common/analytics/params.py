@@ -13,17 +13,18 @@ Column access turns any column the node hands us (numpy dtypes, pandas nullable 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from common.errors import ErrorCode, InputError, InternalError
 
 __all__ = [
     "AnalysisModel",
+    "DistinctColumns",
     "FloatArray",
     "Scalar",
     "numeric_column",
@@ -31,6 +32,8 @@ __all__ = [
     "parse_partials",
     "parse_request",
     "require_columns",
+    "sum_matrices",
+    "sum_vectors",
     "wrong_shape",
 ]
 
@@ -39,6 +42,16 @@ Scalar = bool | int | float | str
 """A declared level or code: a JSON scalar."""
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _distinct_columns(columns: tuple[str, ...]) -> tuple[str, ...]:
+    if len(set(columns)) != len(columns):
+        raise ValueError("columns must be distinct")
+    return columns
+
+
+DistinctColumns = Annotated[tuple[str, ...], AfterValidator(_distinct_columns)]
+"""Column names, none of them twice (the length limits stay with each field)."""
 
 _MAX_HINTS = 8
 
@@ -127,3 +140,24 @@ def wrong_shape(node_index: int, field: str) -> InternalError:
         detail=f"node {node_index} sent a partial of the wrong shape",
         hints=[f"node[{node_index}].{field}: wrong length"],
     )
+
+
+def sum_matrices(matrices: Sequence[Sequence[Sequence[float]]], p: int, field: str) -> FloatArray:
+    """The sum of every node's ``p x p`` matrix ``field``; one of another shape is :func:`wrong_shape`."""
+    total = np.zeros((p, p))
+    for index, matrix in enumerate(matrices):
+        array = np.asarray(matrix, dtype=np.float64)
+        if array.shape != (p, p):
+            raise wrong_shape(index, field)
+        total += array
+    return total
+
+
+def sum_vectors(vectors: Sequence[Sequence[float]], p: int, field: str) -> FloatArray:
+    """The sum of every node's length-``p`` vector ``field``; one of another length is :func:`wrong_shape`."""
+    total = np.zeros(p)
+    for index, vector in enumerate(vectors):
+        if len(vector) != p:
+            raise wrong_shape(index, field)
+        total += np.asarray(vector, dtype=np.float64)
+    return total

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: TID251
 
 from common.errors import InternalError
 
-__all__ = ["HKDF_MAX_LENGTH", "constant_time_equal", "derive_key", "hmac_sha256", "sha256"]
+__all__ = ["HKDF_MAX_LENGTH", "HmacSha256", "constant_time_equal", "derive_key", "hmac_sha256", "sha256"]
 
 #: RFC 5869 allows at most 255 blocks of the hash's output length.
 HKDF_MAX_LENGTH = 255 * 32
@@ -46,6 +46,32 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     mac = _hmac.HMAC(key, hashes.SHA256())
     mac.update(message)
     return mac.finalize()
+
+
+class HmacSha256:
+    """HMAC-SHA256 under one key, set up once: each :meth:`mac` copies the keyed state (about 3x faster
+    than :func:`hmac_sha256` for short messages, which sets the key up on every call).
+
+    ``prefix`` is absorbed once as the start of every message: ``HmacSha256(k, p).mac(m)`` equals
+    ``hmac_sha256(k, p + m)``. Safe to share between threads (the set-up state is only ever copied).
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self, key: bytes, prefix: bytes = b"") -> None:
+        """Key the MAC (and absorb ``prefix``)."""
+        self._state = _hmac.HMAC(key, hashes.SHA256())
+        if prefix:
+            self._state.update(prefix)
+
+    def __repr__(self) -> str:
+        return "HmacSha256(...)"
+
+    def mac(self, message: bytes) -> bytes:
+        """The 32-byte HMAC-SHA256 of the prefix followed by ``message``."""
+        mac = self._state.copy()
+        mac.update(message)
+        return mac.finalize()
 
 
 def sha256(data: bytes) -> bytes:

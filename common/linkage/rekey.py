@@ -15,7 +15,7 @@ own variant. The coordinator calls these two pure functions; it decides where it
 
 from __future__ import annotations
 
-from common.crypto.kdf import derive_key, hmac_sha256
+from common.crypto.kdf import HmacSha256, derive_key
 from common.errors import ConfigError, ErrorCode, InputError
 from common.linkage.tokens import Token
 
@@ -30,26 +30,36 @@ _TOKEN_HEX_LENGTH = 64
 class RekeyKey:
     """The coordinator's re-keying key, derived once from its secret. Prints without the key."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_macs")
 
     def __init__(self, coordinator_secret: bytes) -> None:
         """Derive the re-keying key; a secret shorter than 32 bytes is a ConfigError."""
         if not isinstance(coordinator_secret, bytes) or len(coordinator_secret) < MIN_SECRET_LENGTH:
             raise ConfigError(detail=f"the coordinator's linkage secret must be at least {MIN_SECRET_LENGTH} bytes")
         self._key = derive_key(coordinator_secret, info=_INFO)
+        # One keyed MAC per variant with ``variant || 0x1F`` absorbed: a lookup re-keys a hundred tokens,
+        # and setting the key up for each would cost more than the hashing.
+        self._macs: dict[str, HmacSha256] = {}
 
     def __repr__(self) -> str:
         return "RekeyKey(...)"
 
     def rekey(self, variant: str, value_hex: str) -> str:
         """The stored form (64 hex digits) of one published token; InputError if it is not a token."""
+        return self.rekey_bytes(variant, value_hex).hex()
+
+    def rekey_bytes(self, variant: str, value_hex: str) -> bytes:
+        """The stored form of one published token as its 32 bytes (what the index compares)."""
         if len(value_hex) != _TOKEN_HEX_LENGTH:
             raise InputError(ErrorCode.INVALID_REQUEST, detail="a linkage token is 64 hex digits")
         try:
             raw = bytes.fromhex(value_hex)
         except ValueError:
             raise InputError(ErrorCode.INVALID_REQUEST, detail="a linkage token is 64 hex digits") from None
-        return hmac_sha256(self._key, variant.encode() + b"\x1f" + raw).hex()
+        mac = self._macs.get(variant)
+        if mac is None:
+            mac = self._macs.setdefault(variant, HmacSha256(self._key, variant.encode() + b"\x1f"))
+        return mac.mac(raw)
 
 
 def rekey_value(coordinator_secret: bytes | RekeyKey, variant: str, value_hex: str) -> str:

@@ -13,7 +13,17 @@ import asyncio
 import threading
 import time
 
-__all__ = ["ChannelNotifier"]
+__all__ = ["ChannelNotifier", "wait_and_clear"]
+
+
+async def wait_and_clear(event: asyncio.Event, timeout: float) -> None:
+    """Return when ``event`` is set or ``timeout`` passes; the event is cleared again either way."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except TimeoutError:
+        return
+    finally:
+        event.clear()
 
 
 class ChannelNotifier:
@@ -44,13 +54,7 @@ class ChannelNotifier:
 
     async def wait_for_message(self, node_id: str, timeout: float) -> None:
         """In the event loop: return when a message is announced for ``node_id`` or ``timeout`` passes."""
-        event = self._event(node_id)
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            return
-        finally:
-            event.clear()
+        await wait_and_clear(self._event(node_id), timeout)
 
     def reply_arrived(self, job_id: str) -> None:
         """A reply of ``job_id`` was stored: wake the threads waiting for that job's replies."""

@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from coordinator.federation.notifier import wait_and_clear
+
 __all__ = ["RelayNotifier"]
 
 Key = tuple[str, str, str | None]
@@ -50,9 +52,4 @@ class RelayNotifier:
     @staticmethod
     async def wait(event: asyncio.Event, timeout: float) -> None:
         """Return when ``event`` is set or ``timeout`` passes; the event is cleared again."""
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            return
-        finally:
-            event.clear()
+        await wait_and_clear(event, timeout)

@@ -243,14 +243,16 @@ class IndexRecord(CoordinatorTable, table=True):
 
 
 class IndexToken(CoordinatorTable, table=True):
-    """One re-keyed token of one record (the lookup's hot table: keyed by the token)."""
+    """One re-keyed token of one record (the lookup's hot table: found by the token)."""
 
     __tablename__ = "index_token"
     __table_args__ = (
-        # PostgreSQL keeps the variant in the key's leaf pages too, so a lookup never visits the heap
-        # (an index-only scan); on SQLite the WITHOUT ROWID table is its key's B-tree already.
-        sa.PrimaryKeyConstraint("token", "record_id", postgresql_include=["variant_id"]),
+        # SQLite: the WITHOUT ROWID table is its key's B-tree, so a lookup seeks the table itself.
+        # PostgreSQL (migration 0005): the key is (record_id, token) and lookups take the hash index,
+        # a third of a B-tree's size; on SQLite that index is empty (``WHERE 0``: no hash indexes there).
+        sa.PrimaryKeyConstraint("token", "record_id"),
         sa.Index("ix_index_token_record", "record_id"),
+        sa.Index("ix_index_token_hash", "token", postgresql_using="hash", sqlite_where=sa.false()),
         {"sqlite_with_rowid": False},
     )
 

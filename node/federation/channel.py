@@ -9,6 +9,21 @@ node restart) is answered from that record and never executed twice. Messages ar
 the next poll; the first poll after (re)connecting says ``hello``, and the coordinator re-sends what
 was delivered but never acknowledged.
 
+Before a job's first message runs, the node's policy decides on the job
+(:class:`~node.policy.admission.JobAdmissions`, once per job; :func:`~node.federation.service.start_federation`
+always passes it — a runner built without one, as the channel's own tests do, runs what is installed):
+
+- refused: every message of the job is answered with an error reply naming the catalog code and the
+  rule (:meth:`~node.federation.host.ClientAppHost.refuse`), kept like any reply; the app never runs;
+- waiting for a person: the message is *held* in memory, not answered. A timer asks the approval queue
+  every ``approval_check_s``; once a person approves, the held messages run as if they had just come
+  (and are answered, and kept); once rejected or timed out, they are answered with that refusal. A held
+  message whose deadline (``deadline_at`` in the envelope, the coordinator's round deadline) passes is
+  dropped unanswered: its job has given up on it, so an approval that comes later does not run it. On
+  :meth:`ChannelRunner.stop`, messages still held are answered ``job_pending_approval``, so the
+  coordinator learns why rather than waiting out its deadline. Held messages do not survive a restart
+  (they were acknowledged); the job fails by its deadline, and its approval stays in the queue.
+
 Failures to reach the coordinator back off with jittered exponential delays (tenacity's
 ``wait_random_exponential``) and never end the loop; waiting is on the stop event, so ``stop()`` is
 prompt. Logs carry counts, codes and durations — never message contents or identifiers.
@@ -29,9 +44,10 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
-from common.errors import InputError, MedfedError
+from common.errors import ErrorCode, InputError, MedfedError
 from common.models import model_names
 from node.federation.host import ClientAppHost
+from node.policy.admission import Admission, JobAdmissions, Verdict
 from node.store.federation import get_reply, keep_reply
 
 __all__ = ["ChannelRunner", "CoordinatorLink"]
@@ -85,8 +101,14 @@ class ChannelRunner:
         heartbeat_s: float = 10.0,
         workers: int = 4,
         clock: Callable[[], float] = time.time,
+        admissions: JobAdmissions | None = None,
+        approval_check_s: float = 1.0,
     ) -> None:
         self._link = link
+        self._admissions = admissions
+        self._approval_check_s = approval_check_s
+        self._held: dict[str, dict[str, dict[str, Any]]] = {}  # job id -> message id -> envelope
+        self._held_lock = threading.Lock()
         self._host = host
         self._engine = engine
         self._version = version
@@ -103,6 +125,7 @@ class ChannelRunner:
         self._threads = [
             threading.Thread(target=self._poll_loop, name="medfed-channel-poll", daemon=True),
             threading.Thread(target=self._heartbeat_loop, name="medfed-channel-heartbeat", daemon=True),
+            threading.Thread(target=self._approval_loop, name="medfed-channel-approvals", daemon=True),
         ]
         self.connected = threading.Event()  # set once the first poll has reached the coordinator
 
@@ -114,6 +137,7 @@ class ChannelRunner:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the loops; messages being handled finish first (their replies are kept, sent next time)."""
         self._stop.set()
+        self._answer_held_as_pending()
         self._pool.shutdown(wait=True)
         self._background_pool.shutdown(wait=True)
         # A long-poll in flight cannot be interrupted from here (httpx has no cancel for a blocking
@@ -122,6 +146,11 @@ class ChannelRunner:
         for thread in self._threads:
             thread.join(timeout)
         self._link.close()
+
+    def held_messages(self) -> dict[str, int]:
+        """How many messages each job waiting for a person's approval has held at this node."""
+        with self._held_lock:
+            return {job_id: len(held) for job_id, held in self._held.items()}
 
     # ------------------------------------------------------------------ loops
 
@@ -189,23 +218,107 @@ class ChannelRunner:
                 if isinstance(envelope, dict) and isinstance(envelope.get("id"), str):
                     with self._acks_lock:
                         self._acks.append(envelope["id"])
-                    background = self._host.is_background(str(envelope.get("app")))
-                    (self._background_pool if background else self._pool).submit(self._handle, envelope)
+                    self._dispatch(envelope)
+
+    def _dispatch(self, envelope: dict[str, Any]) -> None:
+        background = self._host.is_background(str(envelope.get("app")))
+        (self._background_pool if background else self._pool).submit(self._handle, envelope)
+
+    def _approval_loop(self) -> None:
+        """Release held messages whose job a person approved, rejected, or let time out; drop overdue ones."""
+        while not self._stop.wait(self._approval_check_s):
+            with self._held_lock:
+                waiting = list(self._held)
+            for job_id in waiting:
+                self._recheck(job_id)
+
+    def _recheck(self, job_id: str) -> None:
+        assert self._admissions is not None  # messages are held only by a runner with admissions
+        with self._held_lock:
+            envelopes = list(self._held.get(job_id, {}).values())
+        if not envelopes:
+            return
+        if self._admissions.admit(envelopes[0]).verdict is Verdict.WAIT:
+            now_us = self._clock() * 1e6
+            overdue = [e for e in envelopes if isinstance(e.get("deadline_at"), int) and e["deadline_at"] <= now_us]
+            if overdue:
+                log.info("dropped held messages past their deadline", extra={"fields": {"messages": len(overdue)}})
+            self._unhold(job_id, overdue)
+            return
+        self._unhold(job_id, envelopes)
+        try:
+            for envelope in envelopes:
+                self._dispatch(envelope)  # decided now: runs, or is answered with the refusal
+        except RuntimeError:  # the pools were shut down: stopping
+            return
+
+    def _hold(self, envelope: dict[str, Any]) -> None:
+        with self._held_lock:
+            self._held.setdefault(str(envelope.get("job_id")), {})[envelope["id"]] = envelope
+
+    def _unhold(self, job_id: str, envelopes: list[dict[str, Any]]) -> None:
+        with self._held_lock:
+            held = self._held.get(job_id, {})
+            for envelope in envelopes:
+                held.pop(envelope["id"], None)
+            if not held:
+                self._held.pop(job_id, None)
+
+    def _answer_held_as_pending(self) -> None:
+        with self._held_lock:
+            held = [envelope for by_id in self._held.values() for envelope in by_id.values()]
+            self._held.clear()
+        pending = Admission(Verdict.WAIT, ErrorCode.JOB_PENDING_APPROVAL, ("approval: pending",))
+        for envelope in held:
+            self._answer(envelope, self._refuse(envelope, pending))
 
     # --------------------------------------------------------------- messages
 
     def _handle(self, envelope: dict[str, Any]) -> None:
-        message_id: str = envelope["id"]
-        job_id = envelope.get("job_id")
-        reply = get_reply(self._engine, message_id)
-        if reply is None:
-            reply = self._run(envelope)
-            if reply is None:
-                return
-            reply = keep_reply(
-                self._engine, message_id=message_id, job_id=job_id, payload=reply, now=int(self._clock() * 1e6)
+        kept = get_reply(self._engine, envelope["id"])
+        if kept is not None:  # delivered again: answered from the record, never executed twice
+            self._send_reply(envelope["id"], kept)
+            return
+        admission = self._admit(envelope)
+        if admission.verdict is Verdict.WAIT:
+            self._hold(envelope)
+            return
+        reply = self._run(envelope) if admission.verdict is Verdict.RUN else self._refuse(envelope, admission)
+        self._answer(envelope, reply)
+
+    def _admit(self, envelope: dict[str, Any]) -> Admission:
+        if self._admissions is None or not isinstance(envelope.get("job_id"), str):
+            return Admission(Verdict.RUN)  # no policy (the channel's own tests); no job id: _run refuses it
+        return self._admissions.admit(envelope)
+
+    def _refuse(self, envelope: dict[str, Any], admission: Admission) -> bytes | None:
+        assert admission.code is not None
+        try:
+            payload = base64.b64decode(envelope.get("payload", ""), validate=True)
+            return self._host.refuse(
+                payload,
+                job_id=str(envelope["job_id"]),
+                app=str(envelope.get("app")),
+                code=admission.code,
+                hints=admission.hints,
             )
-        self._send_reply(message_id, reply)
+        except (InputError, ValueError) as exc:
+            log.warning("refused an undecodable message", extra={"fields": {"error": type(exc).__name__}})
+            return None
+
+    def _answer(self, envelope: dict[str, Any], reply: bytes | None) -> None:
+        """Keep a new reply (the one kept first wins), then send it; ``None``: nothing to answer."""
+        if reply is None:
+            return
+        message_id: str = envelope["id"]
+        kept = keep_reply(
+            self._engine,
+            message_id=message_id,
+            job_id=envelope.get("job_id"),
+            payload=reply,
+            now=int(self._clock() * 1e6),
+        )
+        self._send_reply(message_id, kept)
 
     def _run(self, envelope: dict[str, Any]) -> bytes | None:
         try:

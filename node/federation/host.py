@@ -16,6 +16,12 @@ called in-process for every message.
   (the job's signed spec does not allow the type), ``UNKNOWN_APP`` (no such installed app),
   ``APP_FAILED`` (the app raised; the exception type is logged here, nothing of it leaves the node).
 
+:meth:`ClientAppHost.refuse` answers a message the node's policy does not let run (refused, or waiting
+for a person): after the same validity and recipient checks, an error reply whose reason is a catalog
+code with location-only hints (:func:`common.analytics.task.encode_refusal`), under the refusal code
+the job's coordinator side reads (``ANALYSIS_ERROR_CODE`` for ``analysis``, ``LEARNING_ERROR_CODE`` for
+the learning apps, :data:`POLICY_ERROR_CODE` otherwise). The app is never called.
+
 Thread safety: messages of different jobs run concurrently; messages of one job at this node run one at
 a time, so an app may read and write its ``context.state`` without locks.
 """
@@ -28,11 +34,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from flwr.app import Context, Message, RecordDict, UserConfig
+from flwr.app import Context, Error, Message, RecordDict, UserConfig
 from flwr.clientapp import ClientApp
 
+from common.analytics.task import ANALYSIS_ERROR_CODE, encode_refusal
+from common.errors import ErrorCode, MedfedError
 from common.flower import (
     ReplyErrorCode,
+    assign_message_id,
     error_reply,
     flower_run_id,
     instruction_problems,
@@ -40,10 +49,16 @@ from common.flower import (
     message_from_bytes,
     message_to_bytes,
 )
+from common.models.task import LEARNING_ERROR_CODE
 
-__all__ = ["ClientAppHost", "InstalledApp"]
+__all__ = ["POLICY_ERROR_CODE", "ClientAppHost", "InstalledApp"]
 
 _log = logging.getLogger(__name__)
+
+POLICY_ERROR_CODE = 112
+"""Flower error code of a job the node's policy does not let run, for apps without a refusal code of
+their own (clear of Flower's 0-8, medfed's 100-104, analysis 110 and learning 111)."""
+_REFUSAL_CODES = {"analysis": ANALYSIS_ERROR_CODE, "learning": LEARNING_ERROR_CODE, "fedavg_mlp": LEARNING_ERROR_CODE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +149,24 @@ class ClientAppHost:
             outcome,
             time.perf_counter() - started,
         )
+        return message_to_bytes(reply)
+
+    def refuse(self, payload: bytes, *, job_id: str, app: str, code: ErrorCode, hints: tuple[str, ...] = ()) -> bytes:
+        """The serialised error reply to an instruction of job ``job_id`` that the node will not run.
+
+        ``code`` and ``hints`` are public (a catalog code, rule paths); an invalid or misaddressed message
+        gets the same answer as :meth:`handle` gives it. InputError when ``payload`` is not a message.
+        """
+        message = message_from_bytes(payload)
+        if instruction_problems(message):
+            reply = error_reply(message, ReplyErrorCode.INVALID_MESSAGE)
+        elif message.metadata.dst_node_id != self._node_id or message.metadata.run_id != flower_run_id(job_id):
+            reply = error_reply(message, ReplyErrorCode.WRONG_RECIPIENT)
+        else:
+            reason = encode_refusal(MedfedError(code, hints=hints))
+            reply = Message(Error(code=_REFUSAL_CODES.get(app, POLICY_ERROR_CODE), reason=reason), reply_to=message)
+            assign_message_id(reply)
+        _log.info("answered a %s message without running it: %s", message.metadata.message_type, code)
         return message_to_bytes(reply)
 
     def _job(self, job_id: str) -> _JobContext:

@@ -6,6 +6,9 @@ tabular features derived from the job's seed and this node's id (the learning is
 and datasets); ``analysis`` reads the node's tabular datasets (under its data directory) and
 materialised views (in its store), and releases through the node's disclosure policy
 (``disclosure.yaml`` in the data directory; see :mod:`node.federation.disclosure`).
+
+Every job passes the node's policy first: the channel asks :class:`~node.policy.admission.JobAdmissions`
+(over the node's :class:`~node.policy.gate.PolicyGate` and audit log) before a job's messages run.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from numpy.typing import NDArray
 
 from common.flower import ensure_task_identity, route_flower_logging
 from common.privacy.policy import DisclosurePolicy
+from node.audit import AuditLog
 from node.config import NodeSettings
 from node.coordinator_client import CoordinatorClient
 from node.federation.apps import builtin_apps
@@ -30,6 +34,8 @@ from node.federation.sources import node_source_loader
 from node.fhir.service import FhirService
 from node.identity import NodeIdentity
 from node.linkage.consent import research_excluded_patient_keys
+from node.policy.admission import JobAdmissions
+from node.policy.gate import PolicyGate
 
 __all__ = ["TABULAR_ROWS", "build_host", "count_research_patients", "start_federation"]
 
@@ -82,8 +88,13 @@ def build_host(
     return ClientAppHost(node_id=flower_node_id, apps=apps)
 
 
-def start_federation(settings: NodeSettings, service: FhirService) -> ChannelRunner | None:
-    """Connect an enrolled node to its coordinator (background threads); None if not enrolled."""
+def start_federation(
+    settings: NodeSettings, service: FhirService, *, policy: PolicyGate, audit: AuditLog
+) -> ChannelRunner | None:
+    """Connect an enrolled node to its coordinator (background threads); None if not enrolled.
+
+    ``policy`` decides every job before it runs; ``audit`` records each job's arrival.
+    """
     identity = NodeIdentity.load(settings.data_dir)
     if identity is None:
         log.info("not enrolled with a coordinator; the channel stays off")
@@ -98,7 +109,11 @@ def start_federation(settings: NodeSettings, service: FhirService) -> ChannelRun
     )
     host.warm_up()
     runner = ChannelRunner(
-        CoordinatorClient(identity, proxy=settings.coordinator_proxy), host, service.engine, version=_version()
+        CoordinatorClient(identity, proxy=settings.coordinator_proxy),
+        host,
+        service.engine,
+        version=_version(),
+        admissions=JobAdmissions(policy, audit),
     )
     runner.start()
     log.info("channel to the coordinator started")

@@ -3,12 +3,13 @@
 :func:`decide` is what the node runs when a job arrives and what ``medfed node policy check`` runs as a
 dry-run, so the two cannot disagree. It checks, in this order, and the first rule that refuses decides:
 
-1. the study is in the policy                               (rule ``studies``)
-2. the researcher is one of the study's researchers         (``studies.S.researchers``)
+1. the study is in the policy, or a ``"*"`` study is       (rule ``studies``)
+2. the researcher is one of the study's researchers, or it admits ``"*"``   (``studies.S.researchers``)
 3. the job's kind is allowed for the study                  (``studies.S.jobs``)
 4. the analysis / the learning app and its rounds are listed (``studies.S.jobs.analysis.analyses``,
    ``studies.S.jobs.learning.apps``, ``studies.S.jobs.learning.max_rounds``)
-5. the source is listed, and every column the job reads     (``studies.S.sources``,
+5. the source is listed (by name, else by a ``"*"`` of its kind), and every column the job reads
+                                                            (``studies.S.sources``,
                                                              ``studies.S.sources[i].columns``)
 6. the privacy cost fits what is left of the researcher's budget in the study and of the node-wide cap
                                                             (``studies.S.privacy``, ``node.epsilon_cap``)
@@ -31,7 +32,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any
 
-from node.policy.model import Policy, Study
+from node.policy.model import ANY, Policy, Study
 
 __all__ = ["Decision", "Outcome", "PolicyJob", "Spent", "decide"]
 
@@ -147,8 +148,11 @@ def _kind_checks(study: Study, prefix: str, job: PolicyJob) -> Decision | None:
 def _source_checks(study: Study, prefix: str, job: PolicyJob) -> Decision | None:
     if job.source is None:
         return None
+    keys = [rule.key for rule in study.sources]
+    wildcard = (job.source[0], ANY)
+    match = job.source if job.source in keys else wildcard if wildcard in keys else None
     for index, rule in enumerate(study.sources):
-        if rule.key != job.source:
+        if rule.key != match:
             continue
         if rule.columns == "*":
             return None
@@ -191,11 +195,12 @@ def _privacy_checks(policy: Policy, study: Study, prefix: str, job: PolicyJob, s
 
 def decide(policy: Policy, job: PolicyJob, spent: Spent | None = None) -> Decision:
     """The decision for ``job`` under ``policy`` (see the module docstring); pure, no I/O."""
-    study = policy.studies.get(job.study)
+    name = job.study if job.study in policy.studies else ANY
+    study = policy.studies.get(name)
     if study is None:
         return _refuse("studies", "the job's study is not in this node's policy")
-    prefix = f"studies.{job.study}"
-    if job.researcher not in study.researchers:
+    prefix = f"studies.{name}"
+    if job.researcher not in study.researchers and ANY not in study.researchers:
         return _refuse(f"{prefix}.researchers", "the researcher is not one of the study's researchers")
     kind_rule = getattr(study.jobs, job.kind, None) if job.kind in JOB_KINDS else None
     if kind_rule is None:

@@ -15,9 +15,12 @@ the same fields from a YAML file (:func:`read_job_file`)::
       columns: [age]
       params: {column: age}
 
-Kinds: ``count`` and ``analysis`` as in the spec; ``fedavg_mlp`` (and any other learning app) is the
-policy kind ``learning``. The columns an analysis reads are its ``columns``; a job without ``columns``
-may read every column of its source, which only a source with ``columns: "*"`` allows.
+Kinds: ``count`` and ``analysis`` as in the spec; ``fedavg_mlp`` and ``learning`` (the learning apps)
+are the policy kind ``learning``. The columns an analysis reads are its ``columns``; those a learning
+task reads are its features, categorical columns, target, event, time and split columns; a job that
+names none may read every column of its source, which only a source with ``columns: "*"`` allows.
+A job that names no study (the coordinator's count and learning specs have no ``study`` field) is
+decided by the policy's ``"*"`` study alone, as study ``"*"``.
 Names (studies, researchers, sources, columns) are checked for shape, so nothing else reaches a
 decision's reasons or the audit log.
 """
@@ -34,10 +37,12 @@ import yaml
 from common.errors import ConfigError, InputError
 from node.policy.decision import PolicyJob
 
-__all__ = ["LEARNING_APPS", "job_from_spec", "read_job_file"]
+__all__ = ["LEARNING_APPS", "NO_STUDY", "job_from_spec", "read_job_file"]
 
 #: Installed apps that are federated learning (policy kind ``learning``).
-LEARNING_APPS = frozenset({"fedavg_mlp"})
+LEARNING_APPS = frozenset({"fedavg_mlp", "learning"})
+#: The study of a job that names none (only a policy's ``"*"`` study decides it).
+NO_STUDY = "*"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:+-]{0,199}")
 _COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _JOB_FILE_KEYS = frozenset({"job_id", "study", "researcher", "epsilon", "delta", "spec"})
@@ -65,8 +70,26 @@ def _source(spec: Mapping[str, Any]) -> tuple[str, str] | None:
     return kind, _name(source[kind], f"spec.source.{kind}")
 
 
-def _columns(spec: Mapping[str, Any]) -> tuple[str, ...] | None:
+def _learning_columns(spec: Mapping[str, Any]) -> list[Any] | None:
+    """The columns a learning task reads (None: it names none)."""
+    columns: list[Any] = list(spec.get("features") or ())
+    categorical = spec.get("categorical") or ()
+    if not isinstance(categorical, list | tuple) or not all(isinstance(item, Mapping) for item in categorical):
+        raise InputError(detail="spec.categorical is a list of mappings", hints=("spec.categorical: list",))
+    columns += [item.get("column") for item in categorical]
+    columns += [spec[key] for key in ("target", "event", "time") if spec.get(key) is not None]
+    split = spec.get("split")
+    if split is not None:
+        if not isinstance(split, Mapping):
+            raise InputError(detail="spec.split is a mapping", hints=("spec.split: mapping",))
+        columns.append(split.get("column"))
+    return list(dict.fromkeys(columns)) or None
+
+
+def _columns(spec: Mapping[str, Any], kind: str) -> tuple[str, ...] | None:
     columns = spec.get("columns")
+    if columns is None and kind == "learning":
+        columns = _learning_columns(spec)
     if columns is None:
         return None
     if not isinstance(columns, list | tuple) or not columns:
@@ -78,12 +101,15 @@ def job_from_spec(
     spec: Mapping[str, Any],
     *,
     job_id: str,
-    study: str,
+    study: str | None,
     researcher: str,
     epsilon: float = 0.0,
     delta: float = 0.0,
 ) -> PolicyJob:
-    """The :class:`PolicyJob` of a job spec; InputError (locations only) for a spec policy cannot read."""
+    """The :class:`PolicyJob` of a job spec; InputError (locations only) for a spec policy cannot read.
+
+    ``study`` None: the job names no study (decided by the policy's ``"*"`` study only).
+    """
     if not isinstance(spec, Mapping):
         raise InputError(detail="the job spec is not a mapping", hints=("spec: mapping",))
     spec_kind = _name(spec.get("kind"), "spec.kind")
@@ -96,13 +122,13 @@ def job_from_spec(
         raise InputError(detail="spec.rounds is an integer", hints=("spec.rounds: integer",))
     return PolicyJob(
         job_id=_name(job_id, "job_id"),
-        study=_name(study, "study"),
+        study=NO_STUDY if study is None else _name(study, "study"),
         researcher=_name(researcher, "researcher"),
         kind=kind,
         app=app,
         analysis=None if analysis is None else _name(analysis, "spec.analysis"),
         source=_source(spec),
-        columns=_columns(spec),
+        columns=_columns(spec, kind),
         rounds=rounds,
         epsilon=_amount(epsilon, "epsilon"),
         delta=_amount(delta, "delta"),

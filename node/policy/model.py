@@ -24,6 +24,12 @@ Schema (``deploy/policy.example.yaml`` is a commented example)::
           delta: 0.0
           researchers: {RESEARCHER: {epsilon: 2.0, delta: 0.0}}
 
+``"*"`` is a wildcard in three places, for a starter policy that allows every built-in kind (the one
+``medfed node init`` writes): a study named ``"*"`` decides the jobs of every study the policy does not
+name (and of jobs that name no study); ``researchers: ["*"]`` admits every researcher; a source
+``{view: "*"}`` or ``{dataset: "*"}`` admits every view or dataset. A study with a wildcard cannot
+carry a privacy budget: budgets are per named researcher and study.
+
 ``approval``: ``auto`` (the node runs the job) or ``person`` (it waits in ``medfed node approvals``);
 ``release``: ``auto`` (results leave after the automatic disclosure checks) or ``steward`` (they wait
 for ``medfed node release``).
@@ -40,7 +46,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
@@ -49,6 +55,7 @@ from common.analytics.registry import ANALYSES
 from common.errors import ConfigError
 
 __all__ = [
+    "ANY",
     "AnalysisRule",
     "CountRule",
     "LearningRule",
@@ -65,6 +72,9 @@ __all__ = [
 
 MAX_POLICY_BYTES = 1024 * 1024
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@:+-]*$")]
+ANY: Final = "*"
+"""The wildcard: any study, researcher, view or dataset (see the module docstring)."""
+NameOrAny = Name | Literal["*"]
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 Approval = Literal["auto", "person"]
 Release = Literal["auto", "steward"]
@@ -132,8 +142,8 @@ class JobRules(_Strict):
 class SourceRule(_Strict):
     """One view or dataset a study may read, and which of its columns (``"*"``: all)."""
 
-    view: Name | None = None
-    dataset: Name | None = None
+    view: NameOrAny | None = None
+    dataset: NameOrAny | None = None
     columns: list[ColumnName] | Literal["*"]
 
     @model_validator(mode="after")
@@ -161,7 +171,7 @@ class PrivacyRule(Amount):
 class Study(_Strict):
     """Who may ask what of which data, and how carefully the answers are released."""
 
-    researchers: list[Name] = Field(min_length=1)
+    researchers: list[NameOrAny] = Field(min_length=1)
     min_cell_size: int = Field(default=10, ge=1, le=100_000)
     sources: list[SourceRule] = Field(default_factory=list)
     jobs: JobRules
@@ -172,6 +182,8 @@ class Study(_Strict):
         keys = [source.key for source in self.sources]
         if len(set(keys)) != len(keys):
             raise ValueError("a source is listed twice")
+        if self.privacy is not None and ANY in self.researchers:
+            raise ValueError("a study open to every researcher cannot carry a privacy budget; name the researchers")
         if self.privacy is not None and not set(self.privacy.researchers) <= set(self.researchers):
             raise ValueError("privacy.researchers names someone who is not among the study's researchers")
         return self
@@ -195,7 +207,14 @@ class Policy(_Strict):
 
     version: Literal[1]
     node: NodeRules = Field(default_factory=NodeRules)
-    studies: dict[Name, Study] = Field(default_factory=dict)
+    studies: dict[NameOrAny, Study] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _wildcard_without_budget(self) -> Policy:
+        wildcard = self.studies.get(ANY)
+        if wildcard is not None and wildcard.privacy is not None:
+            raise ValueError('the "*" study cannot carry a privacy budget; name the study')
+        return self
 
 
 @dataclass(frozen=True, slots=True)

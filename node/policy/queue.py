@@ -134,6 +134,33 @@ def _hold(row: sa.Row[Any]) -> Hold:
     return Hold(**values)
 
 
+def _time_out(
+    engine: Engine,
+    key: sa.Column[Any],
+    condition: sa.ColumnElement[bool],
+    now: int,
+    timed_out: StrEnum,
+    *columns: sa.Column[Any],
+) -> list[tuple[Any, ...]]:
+    """Mark the overdue entries of ``key``'s table (``condition``) timed out; their ``key`` and ``columns``.
+
+    The UPDATE repeats ``condition`` (which requires the waiting state), so an entry decided meanwhile
+    is left as it is.
+    """
+    with engine.connect() as conn:  # the common case, nothing overdue, costs one read and no write lock
+        if conn.execute(sa.select(key).where(condition).limit(1)).first() is None:
+            return []
+    with write_transaction(engine) as conn:
+        rows = [tuple(row) for row in conn.execute(sa.select(key, *columns).where(condition))]
+        if rows:
+            conn.execute(
+                key.table.update()
+                .where(condition, key.in_([row[0] for row in rows]))
+                .values(state=str(timed_out), decided_at=now, decided_by="timeout")
+            )
+    return rows
+
+
 # ------------------------------------------------------------------ approvals
 
 
@@ -177,17 +204,8 @@ def _expire_approvals(engine: Engine, audit: AuditLog, now: int, job_id: str | N
     condition = sa.and_(APPROVAL.c.state == str(ApprovalState.PENDING), APPROVAL.c.deadline_at <= now)
     if job_id is not None:
         condition = sa.and_(condition, APPROVAL.c.job_id == job_id)
-    with engine.connect() as conn:  # the common case, nothing overdue, costs one read and no write lock
-        if conn.execute(sa.select(APPROVAL.c.job_id).where(condition).limit(1)).first() is None:
-            return []
-    with write_transaction(engine) as conn:
-        expired = [str(row[0]) for row in conn.execute(sa.select(APPROVAL.c.job_id).where(condition))]
-        if expired:
-            conn.execute(
-                APPROVAL.update()
-                .where(condition, APPROVAL.c.job_id.in_(expired))
-                .values(state=str(ApprovalState.TIMED_OUT), decided_at=now, decided_by="timeout")
-            )
+    rows = _time_out(engine, APPROVAL.c.job_id, condition, now, ApprovalState.TIMED_OUT)
+    expired = [str(row[0]) for row in rows]
     for expired_id in expired:
         audit.timed_out(job_id=expired_id, what="approval")
     return expired
@@ -294,21 +312,11 @@ def _expire_holds(engine: Engine, audit: AuditLog, now: int, hold_id: int | None
     condition = sa.and_(HOLD.c.state == str(ReleaseState.HELD), HOLD.c.deadline_at <= now)
     if hold_id is not None:
         condition = sa.and_(condition, HOLD.c.id == hold_id)
-    with engine.connect() as conn:  # the common case, nothing overdue, costs one read and no write lock
-        if conn.execute(sa.select(HOLD.c.id).where(condition).limit(1)).first() is None:
-            return []
-    with write_transaction(engine) as conn:
-        rows = conn.execute(sa.select(HOLD.c.id, HOLD.c.job_id, HOLD.c.result_ref).where(condition))
-        expired = [(int(row[0]), str(row[1]), str(row[2])) for row in rows]
-        if expired:
-            conn.execute(
-                HOLD.update()
-                .where(condition, HOLD.c.id.in_([e[0] for e in expired]))
-                .values(state=str(ReleaseState.TIMED_OUT), decided_at=now, decided_by="timeout")
-            )
-    for _, job_id, ref in expired:
+    rows = _time_out(engine, HOLD.c.id, condition, now, ReleaseState.TIMED_OUT, HOLD.c.job_id, HOLD.c.result_ref)
+    expired = [(str(row[1]), str(row[2])) for row in rows]
+    for job_id, ref in expired:
         audit.timed_out(job_id=job_id, what="release", ref=ref)
-    return [(job_id, ref) for _, job_id, ref in expired]
+    return expired
 
 
 def release_state(engine: Engine, audit: AuditLog, hold_id: int, *, now: int | None = None) -> ReleaseState:

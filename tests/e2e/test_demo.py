@@ -1,4 +1,4 @@
-"""`medfed demo` runs a coordinator and three node processes, a federated count and FedAvg, then stops."""
+"""`medfed demo` runs a coordinator and three node processes, a count, a histogram and FedAvg, then stops."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from tests.e2e.conftest import _medfed_command, _node_env
 PATIENTS = 8
 
 
-def test_demo_runs_both_jobs_and_stops_cleanly(tmp_path: Path) -> None:
-    """The demo counts every node's patients, trains FedAvg, prints the console URL, and exits 0."""
+def test_demo_runs_its_jobs_and_stops_cleanly(tmp_path: Path) -> None:
+    """The demo counts every node's patients, prints an HbA1c histogram released under disclosure
+    control, trains FedAvg, prints the console URL, and exits 0."""
     result = subprocess.run(
         [*_medfed_command(), "demo", "--dir", str(tmp_path / "demo"), "--patients", str(PATIENTS), "--rounds", "1"],
         env=_node_env(None),
@@ -24,6 +25,8 @@ def test_demo_runs_both_jobs_and_stops_cleanly(tmp_path: Path) -> None:
     out = result.stdout.decode()
     assert result.returncode == 0, out + result.stderr.decode()[-3000:]
     assert f"patients across the network: {3 * PATIENTS}" in out
+    assert len(re.findall(r"HbA1c +\d+\.\d+- *\d+\.\d+ %: (\d+|suppressed)", out)) == 8
+    assert "released by each node under its disclosure rules (suppression+cell-key)" in out
     assert re.search(r"after 1 rounds: accuracy 0\.\d+", out)
     assert re.search(r"console: https://127\.0\.0\.1:\d+/console", out)
     assert out.rstrip().endswith("stopping ...")

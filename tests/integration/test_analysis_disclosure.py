@@ -41,10 +41,10 @@ from node.identity import enrol
 from node.privacy.ledger import PrivacyLedger
 from node.privacy.secret import load_disclosure_secret
 from node.runtime import init_node, open_service
-from tests.integration.test_analysis_jobs import HEART_CENTERS, HEART_SCHEMA, TCGA_SCHEMA, _tcga_regions
+from tests.integration.test_analysis_jobs import HEART_SCHEMA, TCGA_SCHEMA, _tcga_regions
 from tests.integration.test_channel import Node
 from tests.integration.test_enrolment import Coordinator, running_coordinator
-from tests.unit.analytics.reference import pooled
+from tests.unit.analytics.reference import HEART_CENTERS, pooled
 
 JOB_WAIT_S = 120
 MAX_NOISE = 5

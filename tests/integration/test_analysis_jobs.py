@@ -45,39 +45,22 @@ from node.identity import enrol
 from node.runtime import init_node, open_service
 from tests.integration.test_channel import Node
 from tests.integration.test_enrolment import Coordinator, running_coordinator
-from tests.unit.analytics.reference import as_float, max_relative_error, pooled
+from tests.unit.analytics.reference import (
+    COX_FEATURES,
+    HEART_CENTERS,
+    HEART_FEATURES,
+    as_float,
+    max_relative_error,
+    pooled,
+    pooled_with_strata,
+)
 
 JOB_WAIT_S = 120
 TOLERANCE = 1e-6
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEART_SCHEMA = REPO_ROOT / "benchmarks" / "datasets" / "fed_heart_disease.schema.yaml"
 TCGA_SCHEMA = REPO_ROOT / "benchmarks" / "datasets" / "fed_tcga_brca.schema.yaml"
-HEART_CENTERS = ("cleveland", "hungarian", "switzerland", "va")
 TCGA_REGION_SIZES = [311, 196, 206, 162, 162, 51]
-HEART_FEATURES: list[dict[str, Any]] = [
-    {"column": "age"},
-    {"column": "sex"},
-    {"column": "cp", "levels": [1, 2, 3, 4]},
-    {"column": "trestbps"},
-    {"column": "chol"},
-    {"column": "fbs"},
-    {"column": "restecg", "levels": [0, 1, 2]},
-    {"column": "thalach"},
-    {"column": "exang"},
-    {"column": "oldpeak"},
-]
-COX_FEATURES = [
-    "age_at_index",
-    "race_black or african american",
-    "ajcc_pathologic_stage_Stage IIB",
-    "ajcc_pathologic_stage_Stage IIIA",
-    "ajcc_pathologic_stage_Stage IIIC",
-    "ajcc_pathologic_t_T3",
-    "ajcc_pathologic_n_N2",
-    "prior_malignancy_yes",
-    "treatment_or_therapy_yes",
-    "morphology_8520/3",
-]
 
 
 @dataclass
@@ -515,10 +498,7 @@ def test_cox_on_a_declared_subset_equals_phreg_stratified_by_node(network: Analy
     params = {"time": "T", "event": "E", "covariates": [{"column": c} for c in COX_FEATURES]}
     document = network.tcga_result("cox", params)
     result = document["result"]
-    table = pd.concat(
-        [as_float(n[["T", "E", *COX_FEATURES]]).assign(node=i) for i, n in enumerate(network.tcga)],
-        ignore_index=True,
-    )
+    table = pooled_with_strata(network.tcga, ["T", "E", *COX_FEATURES])
     reference = PHReg(table["T"], table[COX_FEATURES], status=table["E"], ties="breslow", strata=table["node"]).fit()
     assert result["converged"]
     assert max_relative_error(result["params"], reference.params) <= TOLERANCE

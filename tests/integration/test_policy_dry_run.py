@@ -18,14 +18,13 @@ import yaml
 from typer.testing import CliRunner
 
 from medfed.cli import app as cli
-from node.audit import AuditLog
 from node.policy.decision import Outcome, Spent, decide
 from node.policy.gate import PolicyGate
 from node.policy.jobs import job_from_spec, read_job_file
 from node.policy.model import load_policy_bytes
 from node.privacy.ledger import PrivacyLedger
-from node.store.db import make_engine
 from tests.integration.conftest import NodeClient
+from tests.integration.policy_cli import cli_node_with_policy
 from tests.unit.policy.cases import CASES, POLICY, Case, job
 
 runner = CliRunner()
@@ -62,18 +61,13 @@ def test_the_text_output_names_the_decision_and_the_rule(tmp_path: Path) -> None
 
 def test_the_dry_run_on_a_node_counts_what_its_ledger_spent(tmp_path: Path) -> None:
     """With --data-dir the dry-run reads the ledger: 0.8 spent leaves no room for 0.3 of a 1.0 budget."""
-    data = tmp_path / "node"
-    env = {"MEDFED_NODE_DATA_DIR": str(data)}
-    assert runner.invoke(cli, ["node", "init"], env=env).exit_code == 0
-    (data / "policy.yaml").write_text(POLICY)
-    engine = make_engine(f"sqlite:///{data / 'node.db'}")
-    gate = PolicyGate(engine, AuditLog.open(engine, data), data / "policy.yaml")
-    assert gate.current() is not None  # the load writes the budgets into the ledger
-    PrivacyLedger(engine).reserve(researcher="bob", study="diabetes", query_digest="q1", epsilon=0.8, delta=0)
-    engine.dispose()
+    node = cli_node_with_policy(tmp_path)
+    assert node.gate.current() is not None  # the load writes the budgets into the ledger
+    PrivacyLedger(node.engine).reserve(researcher="bob", study="diabetes", query_digest="q1", epsilon=0.8, delta=0)
+    node.engine.dispose()
     job_file = tmp_path / "job.yaml"
     job_file.write_text(yaml.safe_dump(job("diabetes", "bob", {"kind": "count"}, epsilon=0.3)))
-    result = runner.invoke(cli, ["node", "policy", "check", str(job_file), "--json"], env=env)
+    result = runner.invoke(cli, ["node", "policy", "check", str(job_file), "--json"], env=node.env)
     assert result.exit_code == 1, result.stdout
     assert orjson.loads(result.stdout)["decision"]["rule"] == "studies.diabetes.privacy"
 

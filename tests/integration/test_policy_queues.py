@@ -23,6 +23,7 @@ from node.policy.gate import PolicyGate
 from node.policy.jobs import job_from_spec
 from node.store.db import make_engine
 from tests.integration.conftest import NodeClient
+from tests.integration.policy_cli import cli_node_with_policy
 from tests.unit.policy.cases import POLICY
 
 HOUR = 3_600_000_000
@@ -147,12 +148,8 @@ runner = CliRunner()
 
 def test_the_cli_lists_approves_and_rejects(tmp_path: Path) -> None:
     """`approvals` lists pending jobs as JSON lines; `approve`/`reject` decide (exit 1 when not pending)."""
-    data = tmp_path / "node"
-    env = {"MEDFED_NODE_DATA_DIR": str(data)}
-    assert runner.invoke(cli, ["node", "init"], env=env).exit_code == 0
-    (data / "policy.yaml").write_text(POLICY)
-    engine = make_engine(f"sqlite:///{data / 'node.db'}")
-    gate = PolicyGate(engine, AuditLog.open(engine, data), data / "policy.yaml")
+    node = cli_node_with_policy(tmp_path)
+    engine, env, gate = node.engine, node.env, node.gate
     for job_id in ("job-a", "job-b"):
         gate.decide_job(job_from_spec(LEARNING, job_id=job_id, study="diabetes", researcher="alice"))
     listed = runner.invoke(cli, ["node", "approvals"], env=env)

@@ -8,7 +8,10 @@ and it costs one round trip per delivery (see benchmarks/README.md).
 
 Every message an envelope carries is the Flower message serialised by :mod:`common.flower`, plus the
 job's app and allowed message types from the job's spec (the trust issue replaces this with the
-researcher-signed spec that the node verifies).
+researcher-signed spec that the node verifies). It also carries what the node's policy decides on
+(``spec``: the spec's fields that name the kind, study, analysis, source, columns, learning inputs,
+rounds and privacy request; ``submitter``: the researcher), and the message's ``deadline_at`` (epoch
+microseconds, None for none), after which a node holding it for a person's approval drops it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,23 @@ from coordinator.store.db import now_micros, write_transaction
 __all__ = ["router"]
 
 router = APIRouter(prefix="/channel/v1")
+# The spec fields a node's policy reads (node/policy/jobs.py); parameters and strategies stay here.
+POLICY_FIELDS = (
+    "kind",
+    "app",
+    "study",
+    "analysis",
+    "source",
+    "columns",
+    "features",
+    "categorical",
+    "target",
+    "event",
+    "time",
+    "split",
+    "rounds",
+    "privacy",
+)
 log = logging.getLogger("medfed.coordinator.channel")
 
 MAX_WAIT_S = 30.0
@@ -73,15 +93,17 @@ def _notifier(request: Request) -> ChannelNotifier:
 
 
 def _envelopes(conn: Connection, pending: list[messages.Message]) -> list[dict[str, Any]]:
-    specs: dict[str, dict[str, Any]] = {}
+    specs: dict[str, tuple[dict[str, Any], str]] = {}
     out: list[dict[str, Any]] = []
     for message in pending:
         job_id = message.job_id
         spec: dict[str, Any] = {}
+        submitter: str | None = None
         if job_id is not None:
             if job_id not in specs:
-                specs[job_id] = dict(jobs.get_job(conn, job_id=job_id).spec)
-            spec = specs[job_id]
+                record = jobs.get_job(conn, job_id=job_id)
+                specs[job_id] = dict(record.spec), record.submitter
+            spec, submitter = specs[job_id]
         out.append(
             {
                 "id": message.id,
@@ -90,6 +112,9 @@ def _envelopes(conn: Connection, pending: list[messages.Message]) -> list[dict[s
                 "app": spec.get("app"),
                 "message_types": spec.get("message_types", []),
                 "rounds": spec.get("rounds"),
+                "spec": {key: spec[key] for key in POLICY_FIELDS if key in spec},
+                "submitter": submitter,
+                "deadline_at": message.deadline_at,
                 "payload": base64.b64encode(message.payload).decode(),
             }
         )

@@ -19,10 +19,10 @@ import pytest
 
 from node.datasets.loader import load_table
 from node.datasets.schema import load_schema
+from tests.unit.analytics.reference import HEART_CENTERS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = REPO_ROOT / "benchmarks" / "datasets"
-HEART_CENTERS = ("cleveland", "hungarian", "switzerland", "va")
 SYNTHEA_REFERENCE_DATE = date(2021, 6, 1)
 
 

@@ -14,27 +14,9 @@ from statsmodels.duration.hazard_regression import PHReg  # type: ignore[import-
 from common.analytics.cox import CoxResult, answer_cox
 from common.analytics.local import run_local
 from common.errors import ErrorCode, InputError
-from tests.unit.analytics.reference import as_float, max_relative_error
+from tests.unit.analytics.reference import COX_FEATURES, max_relative_error, pooled_with_strata
 
 TOLERANCE = 1e-6
-# Age, race, stage, tumour size, nodes, history, treatment, histology: full rank within regions, and
-# every indicator has events, so the partial likelihood has a finite maximum.
-COX_FEATURES = [
-    "age_at_index",
-    "race_black or african american",
-    "ajcc_pathologic_stage_Stage IIB",
-    "ajcc_pathologic_stage_Stage IIIA",
-    "ajcc_pathologic_stage_Stage IIIC",
-    "ajcc_pathologic_t_T3",
-    "ajcc_pathologic_n_N2",
-    "prior_malignancy_yes",
-    "treatment_or_therapy_yes",
-    "morphology_8520/3",
-]
-
-
-def _pooled_with_strata(nodes: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    return pd.concat([as_float(n[columns]).assign(node=i) for i, n in enumerate(nodes)], ignore_index=True)
 
 
 def test_cox_stratified_by_node_equals_statsmodels(tcga_nodes: list[pd.DataFrame]) -> None:
@@ -42,7 +24,7 @@ def test_cox_stratified_by_node_equals_statsmodels(tcga_nodes: list[pd.DataFrame
     params = {"time": "T", "event": "E", "covariates": [{"column": c} for c in COX_FEATURES]}
     result = run_local("cox", params, tcga_nodes)
     assert isinstance(result, CoxResult)
-    table = _pooled_with_strata(tcga_nodes, ["T", "E", *COX_FEATURES])
+    table = pooled_with_strata(tcga_nodes, ["T", "E", *COX_FEATURES])
     reference = PHReg(table["T"], table[COX_FEATURES], status=table["E"], ties="breslow", strata=table["node"]).fit()
     assert result.converged
     assert result.names == COX_FEATURES

@@ -16,21 +16,9 @@ import statsmodels.api as sm  # type: ignore[import-untyped]  # no stubs or py.t
 
 from common.analytics.glm import GlmResult
 from common.analytics.local import run_local
-from tests.unit.analytics.reference import as_float, max_relative_error, pooled
+from tests.unit.analytics.reference import HEART_FEATURES, as_float, max_relative_error, pooled
 
 TOLERANCE = 1e-6
-FLAMBY_HEART_FEATURES: list[dict[str, Any]] = [
-    {"column": "age"},
-    {"column": "sex"},
-    {"column": "cp", "levels": [1, 2, 3, 4]},
-    {"column": "trestbps"},
-    {"column": "chol"},
-    {"column": "fbs"},
-    {"column": "restecg", "levels": [0, 1, 2]},
-    {"column": "thalach"},
-    {"column": "exang"},
-    {"column": "oldpeak"},
-]
 
 
 def _reference_design(table: pd.DataFrame, numeric: list[str], categorical: dict[str, list[int]]) -> pd.DataFrame:
@@ -61,7 +49,7 @@ def _assert_matches(result: GlmResult, reference: Any, names: list[str]) -> None
 
 def test_binomial_on_flamby_heart_features_equals_statsmodels(heart_nodes: list[pd.DataFrame]) -> None:
     """Logistic regression of num > 0 on the 13 features over 4 hospitals equals statsmodels on the pool."""
-    params = {"family": "binomial", "response": "num", "response_above": 0, "covariates": FLAMBY_HEART_FEATURES}
+    params = {"family": "binomial", "response": "num", "response_above": 0, "covariates": HEART_FEATURES}
     result = run_local("glm", params, heart_nodes)
     assert isinstance(result, GlmResult)
     columns = ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang", "oldpeak", "num"]
@@ -108,7 +96,7 @@ def test_glm_partials_hold_only_sums_of_fixed_size(heart_nodes: list[pd.DataFram
     """A node's IRLS reply is p x p and p numbers plus scalars, whatever its number of rows."""
     from common.analytics.glm import answer_glm
 
-    params = {"family": "binomial", "response": "num", "response_above": 0, "covariates": FLAMBY_HEART_FEATURES}
+    params = {"family": "binomial", "response": "num", "response_above": 0, "covariates": HEART_FEATURES}
     partial = answer_glm(heart_nodes[0], params, {"stage": "irls", "beta": [0.0] * 14})
     assert set(partial) == {"n", "deviance", "pearson_chi2", "xtwx", "xtwz"}
     assert np.asarray(partial["xtwx"]).shape == (14, 14)
