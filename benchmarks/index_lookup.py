@@ -4,18 +4,22 @@ An *entry* is one stored token row (``index_token``). The index is filled with s
 78 tokens each (the family of a FEBRL record with every field; one per recipe variant, so the strong
 and weak variants are those of the recipe), published by five nodes. Each token is a random 32-byte
 value re-keyed with the coordinator's secret exactly as a publication is, and loaded in bulk (sorted
-inserts on SQLite, ``COPY`` and index builds on PostgreSQL) — what is measured is the lookup, not the
-load.
+inserts on SQLite; on PostgreSQL ``COPY`` in record order, a record's rows together as a publication
+writes them, then the constraints and indexes the migrations made, built in bulk) — what is measured
+is the lookup, not the load.
 
 A lookup is what a node's ``/index/v1/lookup`` does after authentication, through
 :meth:`coordinator.index.service.IndexService.lookup`: re-key the 136 probe tokens of a record (its
 78 tokens and 58 probe-only tokens that match nothing), fetch the matching rows with their records,
 decide MATCH/POSSIBLE per record, and look up the person clusters of the matches. Each lookup asks for
-a different, randomly chosen indexed record, from a node that does not hold it.
+a different, randomly chosen indexed record, from a node that does not hold it; the probes are made
+before the clock starts.
 
-Same-run baseline: one primary-key seek ``SELECT record_id FROM index_token WHERE token = ?`` for one
-random stored token on the same database — the floor of any lookup. The ratio says what the 136
-seeks, the join, the decision and the cluster step cost above one seek.
+Same-run baseline: one seek ``SELECT record_id FROM index_token WHERE token = ?`` for one random stored
+token on the same database, over the lookups' own connections (one round trip) — the floor of any
+lookup. Lookups and seeks alternate, so both see the same load from other processes, and the line
+ends with the load average before and after. The ratio says what the 136 seeks, the join, the
+decision and the cluster step cost above one seek.
 
 Usage: python -m benchmarks.index_lookup [--entries 1000000 10000000] [--db sqlite postgres]
        [--lookups 2000] [--workdir DIR] [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import random
 import secrets
 import statistics
@@ -91,8 +96,9 @@ class Synthetic:
         chosen = self.random.sample(range(1, self.records + 1), min(TARGETS, self.records))
         self.targets: dict[int, list[WireToken]] = {record_id: [] for record_id in chosen}
 
-    def rows(self, variant_ids: dict[str, int]) -> list[tuple[bytes, int, int]]:
-        """Every token row ``(stored token, record id, variant id)``, sorted by token."""
+    def rows(self, variant_ids: dict[str, int], *, by_token: bool) -> list[tuple[bytes, int, int]]:
+        """Every token row ``(stored token, record id, variant id)``: a record's rows together, as a
+        publication writes them, or (``by_token``) sorted by token, for SQLite's token-keyed table."""
         rows: list[tuple[bytes, int, int]] = []
         for record_id in range(1, self.records + 1):
             target = self.targets.get(record_id)
@@ -103,7 +109,8 @@ class Synthetic:
                 )
                 if target is not None:
                     target.append(WireToken(variant=variant.name, value=published))
-        rows.sort()
+        if by_token:
+            rows.sort()
         return rows
 
     def probe(self, record_id: int) -> list[WireToken]:
@@ -126,7 +133,7 @@ def _load(engine: sa.Engine, data: Synthetic) -> float:
     ]
     recipe = {v.name: v.tier is Tier.STRONG for v in VARIANTS}
     variant_ids = {name: row.id for name, row in store.ensure_variants(engine, recipe).items()}
-    rows = data.rows(variant_ids)
+    rows = data.rows(variant_ids, by_token=engine.dialect.name == "sqlite")
     records = [(i, nodes[i % NODES], f"ref{i:012d}", i, "bench", 0) for i in range(1, data.records + 1)]
     if engine.dialect.name == "sqlite":
         raw = engine.raw_connection()
@@ -148,9 +155,20 @@ def _load(engine: sa.Engine, data: Synthetic) -> float:
     else:
         url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(url) as conn:
-            conn.execute("ALTER TABLE index_token DROP CONSTRAINT index_token_pkey")
-            conn.execute("DROP INDEX ix_index_token_record")
-            conn.execute("ALTER TABLE index_token DROP CONSTRAINT index_token_record_id_fkey")
+            # The table's constraints and indexes as the migrations made them, dropped for the load and
+            # made again after it (a bulk build instead of 10M inserts into each).
+            constraints = conn.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid = 'index_token'::regclass ORDER BY contype DESC"
+            ).fetchall()
+            indexes = conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'index_token'"
+                " AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = 'index_token'::regclass)"
+            ).fetchall()
+            for name, _ in constraints:
+                conn.execute(sql.SQL("ALTER TABLE index_token DROP CONSTRAINT {}").format(sql.Identifier(name)))
+            for name, _ in indexes:
+                conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
             with conn.cursor().copy(
                 "COPY index_record (id, node_id, record_ref, cluster_id, key_id, updated_at) FROM STDIN"
             ) as copy:
@@ -160,12 +178,14 @@ def _load(engine: sa.Engine, data: Synthetic) -> float:
                 for row in rows:
                     copy.write_row(row)
             conn.execute("SET maintenance_work_mem = '1GB'")
-            conn.execute("ALTER TABLE index_token ADD PRIMARY KEY (token, record_id) INCLUDE (variant_id)")
-            conn.execute("CREATE INDEX ix_index_token_record ON index_token (record_id)")
-            conn.execute(
-                "ALTER TABLE index_token ADD CONSTRAINT index_token_record_id_fkey"
-                " FOREIGN KEY (record_id) REFERENCES index_record (id)"
-            )
+            for name, definition in constraints:
+                conn.execute(
+                    sql.SQL("ALTER TABLE index_token ADD CONSTRAINT {} {}").format(
+                        sql.Identifier(name), sql.SQL(definition)
+                    )
+                )
+            for _, definition in indexes:
+                conn.execute(sql.SQL(definition))
             conn.commit()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE index_token")
@@ -201,40 +221,54 @@ def run(kind: str, entries: int, lookups: int, workdir: Path, postgres_url: str)
             upgrade(engine)
             load_s = _load(engine, data)
             service = IndexService(engine, rekey)
+            reader = store.lookup_reader(engine)
             with engine.connect() as conn:
                 nodes = list(conn.execute(sa.text("SELECT id FROM node ORDER BY id")).scalars())
                 stored = conn.execute(sa.text("SELECT count(*) FROM index_token")).scalar_one()
                 sample = list(conn.execute(sa.text("SELECT token FROM index_token LIMIT 20000")).scalars())
             targets = list(data.targets)
             data.random.shuffle(targets)
-
-            turn = itertools.count()
+            # The probes are made before the clock starts: a lookup is what the coordinator does with them.
+            probes = [
+                (record_id, nodes[(record_id + 1) % NODES], data.probe(record_id))  # never the holder
+                for record_id in itertools.islice(itertools.cycle(targets), WARM_UP + lookups)
+            ]
+            turn = iter(probes)
 
             def lookup() -> None:
-                record_id = targets[next(turn) % len(targets)]
-                asker = nodes[(record_id + 1) % NODES]  # never the holder (records go round-robin)
-                hits = service.lookup(asker, data.probe(record_id))
+                record_id, asker, probe = next(turn)
+                hits = service.lookup(asker, probe)
                 if not any(hit.ref == f"ref{record_id:012d}" and hit.decision == "MATCH" for hit in hits):
                     raise SystemExit("a lookup did not find its record")
 
             seek = sa.text("SELECT record_id FROM index_token WHERE token = :token")
 
             def baseline() -> None:
-                with engine.connect() as conn:
+                with reader.connect() as conn:
                     conn.execute(seek, {"token": data.random.choice(sample)}).all()
 
-            _timed(lookup, WARM_UP)
-            _timed(baseline, WARM_UP)
-            measured = _timed(lookup, lookups)
-            floor = _timed(baseline, lookups)
+            for _ in range(WARM_UP):
+                lookup()
+                baseline()
+            measured: list[float] = []
+            floor: list[float] = []
+            loads = [os.getloadavg()[0]]
+            for _ in range(lookups):  # interleaved, so that both see the same load from other processes
+                measured.extend(_timed(lookup, 1))
+                floor.extend(_timed(baseline, 1))
+            loads.append(os.getloadavg()[0])
             p50, p99 = statistics.median(measured), _percentile(measured, 0.99)
             b50, b99 = statistics.median(floor), _percentile(floor, 0.99)
             print(
                 f"{kind:8} {int(stored):>11,} entries ({data.records:,} records, {_size(engine, url)}, "
                 f"loaded in {load_s:.0f} s): lookup p50 {p50:.2f} ms p99 {p99:.2f} ms | "
-                f"baseline seek p50 {b50:.3f} ms p99 {b99:.3f} ms | ratio p50 {p50 / b50:.0f}x p99 {p99 / b99:.0f}x",
+                f"baseline seek p50 {b50:.3f} ms p99 {b99:.3f} ms | ratio p50 {p50 / b50:.0f}x p99 {p99 / b99:.0f}x"
+                f" | load average {min(loads):.1f}-{max(loads):.1f}",
                 flush=True,
             )
+            service.close()
+            if reader is not engine:
+                reader.dispose()
         finally:
             engine.dispose()
 

@@ -52,6 +52,9 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
             yield
         finally:
             runner.stop()
+            index_service = getattr(app.state, "index_service", None)
+            if index_service is not None:
+                index_service.close()  # the lookups' own connections (PostgreSQL)
 
     app = FastAPI(
         title="medfed coordinator",

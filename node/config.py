@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["NodeSettings"]
+__all__ = ["NodeSettings", "training_threads"]
 
 DATABASE_FILE = "node.db"
 POLICY_FILE = "policy.yaml"
@@ -47,6 +47,12 @@ class NodeSettings(BaseSettings):
         gt=0,
         description="How often an enrolled node sends a signed audit chain-head receipt to the coordinator.",
     )
+    training_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="torch threads for a federated training job's local work (the FHIR API keeps the rest).",
+    )
     tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) to serve the API over HTTPS.")
     tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")
 
@@ -72,3 +78,20 @@ class NodeSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
+
+
+class _TrainingSettings(BaseSettings):
+    """``MEDFED_NODE_TRAINING_THREADS`` alone: the apps that train are built without the settings object."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDFED_NODE_", extra="ignore")
+
+    training_threads: int = Field(default=1, ge=1, le=256)
+
+
+def training_threads() -> int:
+    """How many torch threads a training job may use (``MEDFED_NODE_TRAINING_THREADS``, default 1).
+
+    torch's thread pool is per process, so an unbounded training job would take every core from the
+    FHIR API that shares the process; ``medfed node start`` validates the value with the other settings.
+    """
+    return _TrainingSettings().training_threads

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from common.analytics.count import CountParams, count_partial, merge_counts
 from common.analytics.cox import CoxParams, CoxResult, CoxState, answer_cox, start_cox, step_cox
 from common.analytics.crosstab import CrosstabParams, crosstab_partial, merge_crosstabs
+from common.analytics.distinct import DistinctCountParams, distinct_partial, merge_distinct
 from common.analytics.glm import GlmParams, GlmResult, GlmState, answer_glm, start_glm, step_glm
 from common.analytics.histogram import HistogramParams, histogram_partial, merge_histograms
 from common.analytics.kaplan_meier import KaplanMeierParams, kaplan_meier_partial, merge_kaplan_meier
@@ -64,6 +65,8 @@ ANALYSES: Mapping[str, OneShot | Iterative] = {
     "histogram": OneShot(HistogramParams, histogram_partial, merge_histograms),
     "moments": OneShot(MomentsParams, moments_partial, merge_moments),
     "crosstab": OneShot(CrosstabParams, crosstab_partial, merge_crosstabs),
+    # Answered by each node from its store and linkage key, under secure aggregation (see its module).
+    "distinct_count": OneShot(DistinctCountParams, distinct_partial, merge_distinct),
     "kaplan_meier": OneShot(KaplanMeierParams, kaplan_meier_partial, merge_kaplan_meier),
     "quantiles": Iterative(
         QuantileParams, start_quantiles, answer_quantiles, step_quantiles, QuantileState, QuantileResult

@@ -4,8 +4,8 @@ Public API: :func:`build_model` and :func:`model_names` (from :mod:`common.model
 model classes themselves (:class:`~common.models.mlp.MLP`, :class:`~common.models.linear.LogisticRegression`,
 :class:`~common.models.linear.CoxLinear`). Next to them: their losses (:mod:`common.models.losses`),
 metrics (:mod:`common.models.metrics`), the learning task a job sends to nodes (:mod:`common.models.task`),
-its input preparation (:mod:`common.models.features`) and the one checkpoint module
-(:mod:`common.models.checkpoints`).
+its input preparation (:mod:`common.models.features`), record-level DP-SGD (:mod:`common.models.dp_sgd`)
+and the one checkpoint module (:mod:`common.models.checkpoints`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,12 @@ task that differs from the one its job started with). The task names
   FLamby split column); without a split column, the last fifth of the rows;
 * the **local work**: ``local_steps`` batch updates per round with ``batch_size`` rows, drawn from a data
   iterator that persists across rounds (FLamby's ``DataLoaderWithMemory``), the optimizer and its
-  learning rate.
+  learning rate;
+* the **privacy** the nodes apply (``docs/privacy.md``): ``privacy.dp_sgd`` (record-level DP-SGD at
+  every node, its epsilon charged to the node's ledger on the account of the job's submitter and
+  ``study``) and ``privacy.secure_aggregation`` (every node masks its update, so the coordinator sees
+  only the sum). Both are in the task so that a node enforces them: a node never answers such a task
+  with a plain update.
 
 A refusal by a node is a Flower error reply with code :data:`LEARNING_ERROR_CODE` and the reason
 ``{"code", "hints"}`` of :func:`common.analytics.task.encode_refusal`: a catalog code and location-only
@@ -33,16 +38,22 @@ from common.errors import ErrorCode, InputError
 
 __all__ = [
     "LEARNING_ERROR_CODE",
+    "RESEARCHER_KEY",
     "STANDARDIZE_EPSILON",
     "TASK_KEY",
     "CategoricalInput",
+    "DpSgd",
+    "LearningPrivacy",
     "LearningTask",
+    "SecureUpdates",
     "Split",
     "parse_learning_task",
 ]
 
 TASK_KEY: Final[str] = "task"
 """The config entry that carries the task as JSON."""
+RESEARCHER_KEY: Final[str] = "researcher"
+"""The config entry naming the job's submitter, written by the coordinator: nodes charge DP-SGD to it."""
 LEARNING_ERROR_CODE: Final[int] = 111
 """Flower error code of a learning task refused by a node (next to the analysis refusal's 110)."""
 STANDARDIZE_EPSILON: Final[float] = 1e-9
@@ -78,6 +89,38 @@ class Split(_Model):
     test: str = Field(default="test", min_length=1, max_length=200)
 
 
+class DpSgd(_Model):
+    """Record-level DP-SGD at every node (:mod:`common.models.dp_sgd`, accountant :mod:`common.privacy.rdp`).
+
+    ``epsilon_budget`` is what the job may spend at each node (at ``delta``); a node refuses the round
+    that would pass it, or pass its ledger's budgets. Local work is then ``local_steps`` Poisson
+    minibatches of expected size ``batch_size`` per round.
+    """
+
+    noise_multiplier: float = Field(gt=0, le=100)
+    max_grad_norm: float = Field(gt=0, le=1e6)
+    delta: float = Field(gt=0, lt=1)
+    epsilon_budget: float = Field(gt=0, le=1e6)
+
+
+class SecureUpdates(_Model):
+    """Secure aggregation of model updates (:mod:`common.privacy.secure_updates`).
+
+    Each coordinate of a node's update (its model minus the global model) is clipped to
+    ``[-clip_range, clip_range]`` and rounded to ``bits`` bits before masking.
+    """
+
+    clip_range: float = Field(gt=0, le=1e6)
+    bits: int = Field(default=16, ge=8, le=24)
+
+
+class LearningPrivacy(_Model):
+    """The privacy every node of a learning job applies (each option off by default)."""
+
+    dp_sgd: DpSgd | None = None
+    secure_aggregation: SecureUpdates | None = None
+
+
 class LearningTask(_Model):
     """What every node of a learning job trains and evaluates (see the module docstring)."""
 
@@ -97,6 +140,8 @@ class LearningTask(_Model):
     lr: float = Field(default=0.01, gt=0, le=100)
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = Field(default=0.0, ge=0, lt=1)
+    study: str | None = Field(default=None, min_length=1, max_length=200)
+    privacy: LearningPrivacy | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> LearningTask:
@@ -116,7 +161,21 @@ class LearningTask(_Model):
             raise ValueError("hidden applies to the mlp only")
         if self.momentum and self.optimizer != "sgd":
             raise ValueError("momentum applies to sgd only")
+        if self.dp_sgd is not None and self.study is None:
+            raise ValueError("privacy.dp_sgd needs a study (whose epsilon budget the nodes charge)")
+        if self.dp_sgd is not None and self.survival:
+            raise ValueError("privacy.dp_sgd clips per row: the Cox loss couples the rows of a batch")
         return self
+
+    @property
+    def dp_sgd(self) -> DpSgd | None:
+        """The task's DP-SGD settings, or None."""
+        return None if self.privacy is None else self.privacy.dp_sgd
+
+    @property
+    def secure_updates(self) -> SecureUpdates | None:
+        """The task's secure-aggregation settings, or None."""
+        return None if self.privacy is None else self.privacy.secure_aggregation
 
     @property
     def in_features(self) -> int:
@@ -142,8 +201,10 @@ class LearningTask(_Model):
         return params
 
     def to_wire(self) -> str:
-        """The task as canonical JSON (field order fixed by this model)."""
-        return self.model_dump_json()
+        """The task as canonical JSON (field order fixed by this model; ``study`` and ``privacy`` only when set,
+        so a task without them keeps the digest it had before they existed)."""
+        unset = {name for name in ("study", "privacy") if getattr(self, name) is None}
+        return self.model_dump_json(exclude=unset or None)
 
     def digest(self) -> str:
         """SHA-256 of :meth:`to_wire`: equal digests mean the same task."""

@@ -11,7 +11,9 @@ coordinator uses :mod:`~common.privacy.secure_sum` to add masked vectors.
 - :mod:`~common.privacy.release` — :class:`Discloser`: the policy applied to counts, tables, crosstabs,
   Kaplan-Meier tables and quantiles, with metadata;
 - :mod:`~common.privacy.dp` — Laplace and Gaussian mechanisms with repeatable noise;
-- :mod:`~common.privacy.secure_sum` — integer masking mod 2**k, and its threat model.
+- :mod:`~common.privacy.secure_sum` — integer masking mod 2**k, and its threat model;
+- :mod:`~common.privacy.secure_updates` — model updates clipped, quantised and weighted for secure sums;
+- :mod:`~common.privacy.rdp` — the RDP accountant of DP-SGD and of central DP.
 """
 
 from common.privacy.cell_key import PTable, cell_key

@@ -173,6 +173,14 @@ class SecureSumParticipant:
         self.node_id = node_id
         self._key = SealingKey.generate()
 
+    @classmethod
+    def from_key(cls, node_id: str, key: SealingKey) -> SecureSumParticipant:
+        """A participant with a round key made earlier (a node that keeps its key between two messages)."""
+        participant = cls.__new__(cls)
+        participant.node_id = node_id
+        participant._key = key
+        return participant
+
     @property
     def public_key(self) -> SealPublicKey:
         """The round key's public half, relayed by the coordinator to the other participants."""

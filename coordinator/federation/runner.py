@@ -43,6 +43,7 @@ from coordinator.federation.driver import (
 from coordinator.federation.grid import MedfedGrid
 from coordinator.federation.jobs.analysis import run_analysis
 from coordinator.federation.jobs.count import count_by_node
+from coordinator.federation.jobs.learning import privacy_report
 from coordinator.federation.jobs.specs import AnalysisSpec, CountSpec, FedAvgMlpSpec, LearningSpec, parse_spec
 from coordinator.federation.notifier import ChannelNotifier
 from coordinator.store import jobs, messages, nodes
@@ -222,6 +223,8 @@ class JobRunner:
         return {"total": sum(answered), "nodes": len(answered)}
 
     def _fedavg(self, job: jobs.JobRecord, spec: FedAvgMlpSpec | LearningSpec) -> dict[str, Any]:
+        if isinstance(spec, LearningSpec):  # its instructions name the submitter, whom nodes charge DP-SGD to
+            spec = spec.for_submitter(job.submitter)
         saved = jobs.load_job_state(self._engine, job_id=job.id)
         state = (
             initial_state(spec, job.seed)
@@ -255,7 +258,9 @@ class JobRunner:
         )
         final = driver.run(state)
         last = str(final.round)
+        privacy = {"privacy": privacy_report(spec, final.round)} if isinstance(spec, LearningSpec) else {}
         return {
+            **privacy,
             "rounds": final.round,
             "train_metrics": final.history.get("train", {}).get(last, {}),
             "evaluate_metrics": final.history.get("evaluate", {}).get(last, {}),

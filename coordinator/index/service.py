@@ -9,6 +9,9 @@
   reach by itself (another hospital's record with an older address, say), is returned as POSSIBLE:
   the holding node re-checks demographics before it releases anything.
 - The answer carries ``(node, ref, decision)`` only; the evidence bits, tokens and clusters stay here.
+- A lookup is one statement and, on PostgreSQL, one round trip: it runs on the store's lookup engine
+  (:func:`coordinator.store.index.lookup_reader`: autocommit, no ping on checkout), which
+  :meth:`IndexService.close` disposes of.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class IndexService:
 
     def __init__(self, engine: Engine, rekey_key: RekeyKey) -> None:
         self._engine = engine
+        self._reader = store.lookup_reader(engine)
         self._rekey = rekey_key
         self._variants: dict[str, store.VariantRow] | None = None
         self._by_id: dict[int, store.VariantRow] = {}
@@ -59,7 +63,7 @@ class IndexService:
         row = rows.get(token.variant)
         if row is None or token.variant not in VARIANTS_BY_NAME:
             raise InputError(ErrorCode.INVALID_REQUEST, detail="unknown linkage variant", hints=["tokens: variant"])
-        return bytes.fromhex(self._rekey.rekey(token.variant, token.value)), row
+        return self._rekey.rekey_bytes(token.variant, token.value), row
 
     def publish(self, node_id: str, request: PublishRequest) -> PublishResponse:
         """Store (or replace) each record's tokens."""
@@ -83,7 +87,7 @@ class IndexService:
         """The other nodes' records the probe tokens point at, MATCH first."""
         rows = self._variant_rows()
         values = [self._rekeyed(token, rows)[0] for token in tokens]
-        hits, mates = store.lookup_tokens(self._engine, tokens=values, exclude_node=node_id)
+        hits, mates = store.lookup_tokens(self._reader, tokens=values, exclude_node=node_id)
         refs = {hit.record_id: (hit.node_id, hit.record_ref, hit.cluster_id) for hit in hits}
         pairs = [(hit.record_id, self._by_id[hit.variant_id].name) for hit in hits if hit.variant_id in self._by_id]
         decided = link_results(pairs)
@@ -100,6 +104,11 @@ class IndexService:
         }
         answer.extend(LookupHit(node=node, ref=ref, decision=Decision.POSSIBLE) for node, ref in possible.values())
         return answer
+
+    def close(self) -> None:
+        """Close the lookups' own connections (PostgreSQL; the store's engine is the caller's)."""
+        if self._reader is not self._engine:
+            self._reader.dispose()
 
     def audit(self, node_id: str, *, action: str, items: int, hits: int | None, status: int) -> None:
         """One audit row for one call."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from common.errors import ErrorCode, InputError
 from coordinator.store.db import Db, insert_ignoring_duplicates, is_sqlite, now_micros, reading, writing
@@ -40,6 +40,7 @@ __all__ = [
     "TokenHit",
     "VariantRow",
     "ensure_variants",
+    "lookup_reader",
     "lookup_tokens",
     "publish_records",
     "read_audit",
@@ -322,12 +323,37 @@ _LOOKUP_SQL = (
 )
 # PostgreSQL: the tokens travel as one text parameter of comma-separated hex and become a bytea[] in
 # the server — one string to send, instead of an array the driver would encode element by element.
-_PG_LOOKUP = _LOOKUP_SQL.format(
-    tokens="t.token = ANY(ARRAY(SELECT decode(unnest(string_to_array(%(tokens)s, ',')), 'hex')))",
-    node="%(node)s",
+# They are found through the hash index (a bitmap scan: one bucket page per token) and grouped by
+# record before the join, so each hit record is read once and comes back as one row with its
+# variants; cluster mates come back with no variants.
+_PG_LOOKUP = (
+    "WITH hit AS ("
+    " SELECT r.id, r.node_id, r.record_ref, r.cluster_id, t.variants"
+    " FROM (SELECT record_id, array_agg(variant_id) AS variants FROM index_token"
+    " WHERE token = ANY(ARRAY(SELECT decode(unnest(string_to_array(%(tokens)s, ',')), 'hex')))"
+    " GROUP BY record_id) t"
+    " JOIN index_record r ON r.id = t.record_id WHERE r.node_id <> %(node)s)"
+    " SELECT id, node_id, record_ref, cluster_id, variants FROM hit"
+    " UNION ALL"
+    " SELECT r.id, r.node_id, r.record_ref, r.cluster_id, NULL FROM index_record r"
+    " WHERE r.cluster_id IN (SELECT cluster_id FROM hit) AND r.node_id <> %(node)s"
+    " AND r.id NOT IN (SELECT id FROM hit)"
 )
 #: Most tokens one lookup statement takes.
 MAX_LOOKUP_VALUES = _CHUNK
+
+
+def lookup_reader(engine: Engine) -> Engine:
+    """The engine lookups should run on: for PostgreSQL, one of its own that makes a lookup one round trip.
+
+    Its connections are in autocommit (no ``BEGIN`` before the statement, no ``ROLLBACK`` when the
+    connection goes back to the pool) and are not pinged on checkout; a connection the server dropped
+    fails the lookup's statement instead, and :func:`lookup_tokens` retries once on a fresh connection
+    (a lookup only reads). SQLite has no round trips to save: its engine is returned as it is.
+    """
+    if is_sqlite(engine):
+        return engine
+    return sa.create_engine(engine.url, pool_pre_ping=False, isolation_level="AUTOCOMMIT")
 
 
 def lookup_tokens(db: Db, *, tokens: Collection[bytes], exclude_node: str) -> tuple[list[TokenHit], list[TokenHit]]:
@@ -336,23 +362,37 @@ def lookup_tokens(db: Db, *, tokens: Collection[bytes], exclude_node: str) -> tu
     Returns ``(hits, mates)``: a hit per matching stored token (with its record); a mate per other record
     (not ``exclude_node``'s) in a hit record's cluster, with ``variant_id`` -1. The lookup's hot path, so
     it is one prepared statement in the driver's own parameter style: PostgreSQL gets the tokens as one
-    ``bytea[]`` (``= ANY``), SQLite as ``IN (?, ...)``; both plan index seeks on ``index_token``'s
-    primary key, ``index_record``'s and its cluster index.
+    ``bytea[]`` (``= ANY``, the hash index), SQLite as ``IN (?, ...)`` (seeks in the token-keyed table);
+    both then seek ``index_record``'s key and its cluster index.
     """
     values = sorted(set(tokens))
     if len(values) > MAX_LOOKUP_VALUES:
         raise InputError(ErrorCode.INVALID_REQUEST, detail="too many tokens for one lookup")
     if not values:
         return [], []
+    try:
+        found = _lookup(db, values, exclude_node)
+    except sa.exc.DBAPIError as exc:
+        if isinstance(db, Connection) or not exc.connection_invalidated:
+            raise
+        found = _lookup(db, values, exclude_node)  # the pool has let its stale connections go
+    return [hit for hit in found if hit.variant_id >= 0], [hit for hit in found if hit.variant_id < 0]
+
+
+def _lookup(db: Db, values: list[bytes], exclude_node: str) -> list[TokenHit]:
     with reading(db) as conn:
         if is_sqlite(conn):
             statement = _LOOKUP_SQL.format(tokens=f"t.token IN ({', '.join('?' * len(values))})", node="?")
             rows = conn.exec_driver_sql(statement, (*values, exclude_node, exclude_node))
-        else:
-            parameters = {"tokens": ",".join(v.hex() for v in values), "node": exclude_node}
-            rows = conn.exec_driver_sql(_PG_LOOKUP, parameters)
-        found = [TokenHit(int(r[0]), r[1], r[2], int(r[3]), int(r[4])) for r in rows]
-    return [hit for hit in found if hit.variant_id >= 0], [hit for hit in found if hit.variant_id < 0]
+            return [TokenHit(int(r[0]), r[1], r[2], int(r[3]), int(r[4])) for r in rows]
+        parameters = {"tokens": ",".join(v.hex() for v in values), "node": exclude_node}
+        found: list[TokenHit] = []
+        for record_id, node_id, ref, cluster_id, variants in conn.exec_driver_sql(_PG_LOOKUP, parameters):
+            if variants is None:
+                found.append(TokenHit(int(record_id), node_id, ref, int(cluster_id), -1))
+            else:
+                found.extend(TokenHit(int(record_id), node_id, ref, int(cluster_id), int(v)) for v in variants)
+        return found
 
 
 # -------------------------------------------------------------------------------------------- audit

@@ -230,7 +230,10 @@ class ChannelRunner:
             with self._held_lock:
                 waiting = list(self._held)
             for job_id in waiting:
-                self._recheck(job_id)
+                try:
+                    self._recheck(job_id)
+                except Exception as exc:  # the store unavailable for a moment: the next tick asks again
+                    log.warning("approval check failed", extra={"fields": {"error": type(exc).__name__}})
 
     def _recheck(self, job_id: str) -> None:
         assert self._admissions is not None  # messages are held only by a runner with admissions

@@ -27,6 +27,7 @@ from node.config import NodeSettings
 from node.coordinator_client import CoordinatorClient
 from node.federation.apps import builtin_apps
 from node.federation.apps.data import make_tabular
+from node.federation.apps.distinct import distinct_sketcher
 from node.federation.channel import ChannelRunner
 from node.federation.disclosure import load_disclosure_policy, policy_release
 from node.federation.host import ClientAppHost
@@ -34,8 +35,10 @@ from node.federation.sources import node_source_loader
 from node.fhir.service import FhirService
 from node.identity import NodeIdentity
 from node.linkage.consent import research_excluded_patient_keys
+from node.linkage.keyfile import key_provider
 from node.policy.admission import JobAdmissions
 from node.policy.gate import PolicyGate
+from node.privacy.ledger import PrivacyLedger
 
 __all__ = ["TABULAR_ROWS", "build_host", "count_research_patients", "start_federation"]
 
@@ -79,11 +82,15 @@ def build_host(
     def load_features(seed: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         return make_tabular(TABULAR_ROWS, seed=(seed * 1_000_003 + flower_node_id) % 2**32)
 
+    policy = disclosure or DisclosurePolicy()
     apps = builtin_apps(
         count_patients=count_patients,
         load_features=load_features,
         load_source=node_source_loader(data_dir=data_dir, engine=service.engine),
-        release=policy_release(disclosure or DisclosurePolicy(), data_dir=data_dir, engine=service.engine),
+        release=policy_release(policy, data_dir=data_dir, engine=service.engine),
+        # distinct_count: the cohort's persons under the network linkage key (refused while there is none)
+        persons=None if data_dir is None else distinct_sketcher(service.engine, key_provider(data_dir), policy),
+        ledger=PrivacyLedger(service.engine),
     )
     return ClientAppHost(node_id=flower_node_id, apps=apps)
 

@@ -1,8 +1,9 @@
 """A node's share of a de-duplicated count: the job-salted bitmap of its cohort's persons.
 
-The analysis job that counts distinct patients across nodes calls :func:`cohort_sketch` with the
-cohort's patient ids (after the research opt-outs are removed, :func:`node.linkage.consent.
-research_excluded_patient_keys`) and masks the result with :mod:`common.privacy.secure_sum`
+The ``distinct_count`` analysis (:mod:`node.federation.apps.distinct`) calls :func:`cohort_sketch` with
+the cohort's patient ids (deleted patients and research opt-outs,
+:func:`node.linkage.consent.research_excluded_patient_keys`, are left out here) and masks the result
+with :mod:`common.privacy.secure_sum`
 (modulus :data:`common.locator.union_count.MODULUS_BITS`); the coordinator estimates the union with
 :func:`common.locator.union_count.union_estimate`. See :mod:`common.locator.union_count` for what
 this reveals and what it costs.
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from common.linkage import LinkageKeyProvider, from_fhir_patient, tokens_for
 from common.locator.union_count import job_salt, node_sketch, person_token
+from node.linkage.consent import research_excluded_patient_keys
 from node.store.resources import get_many
 
 __all__ = ["cohort_sketch"]
@@ -41,6 +43,8 @@ def cohort_sketch(
     person_tokens: list[bytes] = []
     ids = list(dict.fromkeys(patient_ids))
     with engine.connect() as conn:
+        excluded = research_excluded_patient_keys(conn)
+        ids = [patient_id for patient_id in ids if patient_id not in excluded]
         for start in range(0, len(ids), _BATCH):
             found = get_many(conn, (("Patient", patient_id) for patient_id in ids[start : start + _BATCH]))
             for stored in found.values():

@@ -5,7 +5,9 @@
   NEEDS_APPROVAL, REFUSE and the rule that made it);
 - :mod:`~node.policy.jobs` — a job spec (or a dry-run job file) as policy sees it;
 - :mod:`~node.policy.gate` — the policy in force on a running node: reloads, audits, budgets, queues;
+- :mod:`~node.policy.admission` — the verdict on each arriving job, once per job, for the channel;
 - :mod:`~node.policy.queue` — jobs that wait for a person, results that wait for a steward;
+- :mod:`~node.policy.starter` — the permissive starter policy a new node gets;
 - :mod:`~node.policy.check` — ``medfed node policy check``: the dry-run.
 """
 

@@ -134,7 +134,8 @@ def _fits(cost: float, budget: float, spent: float, scale: int) -> bool:
 
 def _kind_checks(study: Study, prefix: str, job: PolicyJob) -> Decision | None:
     jobs = study.jobs
-    if job.kind == "analysis" and jobs.analysis is not None and job.analysis not in jobs.analysis.analyses:
+    allowed = None if jobs.analysis is None else jobs.analysis.analyses
+    if job.kind == "analysis" and allowed is not None and allowed != ANY and job.analysis not in allowed:
         return _refuse(f"{prefix}.jobs.analysis.analyses", "the analysis is not one this study allows")
     if job.kind == "learning" and jobs.learning is not None:
         if job.app not in jobs.learning.apps:

@@ -64,6 +64,8 @@ def _source(spec: Mapping[str, Any]) -> tuple[str, str] | None:
     source = spec.get("source")
     if source is None:
         return None
+    if isinstance(source, Mapping):  # a stored spec may spell the kind it does not use as null
+        source = {key: value for key, value in source.items() if value is not None}
     if not isinstance(source, Mapping) or len(source) != 1 or next(iter(source)) not in ("view", "dataset"):
         raise InputError(detail="spec.source names one view or one dataset", hints=("spec.source: shape",))
     kind = str(next(iter(source)))

@@ -24,10 +24,11 @@ Schema (``deploy/policy.example.yaml`` is a commented example)::
           delta: 0.0
           researchers: {RESEARCHER: {epsilon: 2.0, delta: 0.0}}
 
-``"*"`` is a wildcard in three places, for a starter policy that allows every built-in kind (the one
+``"*"`` is a wildcard in four places, for a starter policy that allows every built-in kind (the one
 ``medfed node init`` writes): a study named ``"*"`` decides the jobs of every study the policy does not
 name (and of jobs that name no study); ``researchers: ["*"]`` admits every researcher; a source
-``{view: "*"}`` or ``{dataset: "*"}`` admits every view or dataset. A study with a wildcard cannot
+``{view: "*"}`` or ``{dataset: "*"}`` admits every view or dataset; ``analyses: "*"`` admits every
+analysis installed with the node (new ones included). A study with a wildcard cannot
 carry a privacy budget: budgets are per named researcher and study.
 
 ``approval``: ``auto`` (the node runs the job) or ``person`` (it waits in ``medfed node approvals``);
@@ -111,13 +112,15 @@ class CountRule(KindRule):
 
 
 class AnalysisRule(KindRule):
-    """Federated analyses: only those listed."""
+    """Federated analyses: only those listed (``"*"``: every analysis installed with the node)."""
 
-    analyses: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(min_length=1)
+    analyses: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | Literal["*"] = Field(min_length=1)
 
     @field_validator("analyses")
     @classmethod
-    def _known(cls, analyses: list[str]) -> list[str]:
+    def _known(cls, analyses: list[str] | Literal["*"]) -> list[str] | Literal["*"]:
+        if analyses == ANY:
+            return analyses
         unknown = sorted(set(analyses) - set(ANALYSES))
         if unknown:
             raise ValueError(f"unknown analyses {unknown}; known: {sorted(ANALYSES)}")

@@ -16,7 +16,6 @@ import logging
 import os
 from pathlib import Path
 
-from common.analytics.registry import ANALYSES
 from node.policy.jobs import LEARNING_APPS
 
 __all__ = ["starter_policy", "write_starter_policy"]
@@ -40,7 +39,6 @@ _HEADER = """\
 
 def starter_policy() -> str:
     """The starter policy's text (valid for :func:`node.policy.model.load_policy_bytes`)."""
-    analyses = ", ".join(sorted(ANALYSES))
     apps = ", ".join(sorted(LEARNING_APPS))
     return (
         _HEADER
@@ -54,7 +52,7 @@ studies:
       - {{dataset: "*", columns: "*"}}
     jobs:
       count: {{approval: auto, release: auto}}
-      analysis: {{approval: auto, release: auto, analyses: [{analyses}]}}
+      analysis: {{approval: auto, release: auto, analyses: "*"}}
       learning: {{approval: auto, release: auto, apps: [{apps}]}}
 """
     )

@@ -38,7 +38,7 @@ from node.federation.host import POLICY_ERROR_CODE, ClientAppHost, InstalledApp
 from node.fhir.service import FhirService
 from node.identity import NodeIdentity, enrol
 from node.policy import queue
-from node.policy.admission import JobAdmissions
+from node.policy.admission import JobAdmissions, Verdict
 from node.policy.gate import PolicyGate
 from node.policy.model import load_policy
 from node.policy.starter import starter_policy
@@ -301,3 +301,23 @@ def test_a_held_message_past_its_deadline_is_dropped_and_an_approval_after_it_ru
 
     assert len(strict.counted) == calls_before
     assert network.replies_from(strict, job["id"]) == []
+
+
+def test_the_policy_decides_once_per_job_however_many_messages_it_sends(network: Network) -> None:
+    """Every message of a job gets the verdict of its first: one arrival and one decision are audited, and
+    a later change of policy does not reach a job already decided."""
+    strict = network.nodes["strict"]
+    strict.write_policy(_policy("{count: {approval: auto}}"))
+    admissions = JobAdmissions(
+        PolicyGate(strict.service.engine, strict.audit, strict.settings.policy_path), strict.audit
+    )
+    job_id = f"job-{uuid.uuid4().hex}"
+    envelope = {"job_id": job_id, "app": "count", "spec": {"kind": "count", "app": "count"}, "submitter": "token:1"}
+
+    verdicts = [admissions.admit(envelope).verdict for _ in range(3)]
+    strict.write_policy(_policy("{analysis: {approval: auto, analyses: [count]}}"))
+    verdicts.append(admissions.admit(envelope).verdict)
+
+    assert verdicts == [Verdict.RUN] * 4
+    assert len(strict.entries(AuditKind.JOB_RECEIVED, job_id)) == 1
+    assert len(strict.entries(AuditKind.POLICY_DECISION, job_id)) == 1

@@ -32,6 +32,12 @@ adds the masked vectors mod ``2**k``; the coordinator sees only the totals and s
 largest ``min_cell`` a node declared. A node that does not send its masked vector fails the job with
 ``secure_aggregation_failed``: the others' vectors cannot be unmasked without it, and an analysis never
 drops a node.
+
+**Distinct counts** (``distinct_count``; :mod:`common.analytics.distinct`): the same two steps, always,
+with every node's job-salted bitmap of its cohort's persons as the vector, summed mod ``2**32`` (so a
+bucket's sum says nothing of how many nodes set it); the coordinator estimates the union's size from
+the summed bitmap and releases it rounded and suppressed below the larger of the protocol's minimum and
+every node's declared ``min_cell``.
 """
 
 from __future__ import annotations
@@ -46,7 +52,8 @@ from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 from pydantic import BaseModel
 
-from common.analytics.params import parse_partials
+from common.analytics.distinct import BITMAP_MAX, DISTINCT_COUNT, DistinctCountParams, distinct_result
+from common.analytics.params import parse_params, parse_partials
 from common.analytics.registry import Iterative
 from common.analytics.secure import (
     SecureKeysPartial,
@@ -287,6 +294,8 @@ def run_analysis(
     job = grid.job_id if isinstance(grid, MedfedGrid) else None
     task = spec.task(researcher=researcher, job=job)
     steps = _Steps(grid, task, spec, targets, observer, names or {}, {}, {})
+    if task.analysis == DISTINCT_COUNT:
+        return _run_distinct(steps)
     if task.privacy is not None and task.privacy.secure_aggregation:
         return _run_secure(steps)
     definition = task.definition
@@ -353,6 +362,58 @@ def _run_secure(steps: _Steps) -> dict[str, Any]:
         "participants": len(participants),
         "modulus_bits": secure_round.modulus_bits,
         "max_total": secure_round.max_total,
+        "suppression_min_cell": min_cell,
+    }
+    return document
+
+
+def _run_distinct(steps: _Steps) -> dict[str, Any]:
+    """``distinct_count``: the nodes' job-salted bitmaps summed securely mod 2**32 (:mod:`common.analytics.distinct`).
+
+    Step 1 collects the round keys and each node's minimum cell size, step 2 the masked bitmaps; the
+    coordinator sees the union's bitmap only and releases the rounded (or suppressed) estimate.
+    """
+    task, targets = steps.task, steps.targets
+    if len(targets) < 2:
+        raise ConflictError(detail="a distinct count needs at least two nodes (it runs under secure aggregation)")
+    params = parse_params(DistinctCountParams, task.params)
+    keys = steps.run(1, SecureKeysRequest(), lambda partials: parse_partials(SecureKeysPartial, partials))
+    participants = [str(node_id) for node_id in targets]
+    secure_round = SecureSumRound(
+        job_id=task.privacy.job if task.privacy is not None and task.privacy.job else task.digest(),
+        round=2,
+        attempt=1,
+        length=params.buckets,
+        max_total=BITMAP_MAX,
+        modulus_bits=BITMAP_MAX.bit_length(),  # wraps: a bucket's sum says nothing of how many nodes set it
+        participants=tuple(sorted(participants)),
+    )
+    request = SecureMaskRequest(
+        round=secure_round.round,
+        attempt=secure_round.attempt,
+        length=secure_round.length,
+        max_total=secure_round.max_total,
+        modulus_bits=secure_round.modulus_bits,
+        participants=list(secure_round.participants),
+        public_keys={p: key.public_key for p, key in zip(participants, keys, strict=True)},
+    )
+    min_cell = max(key.min_cell for key in keys)
+
+    def finish(partials: list[Any]) -> BaseModel:
+        masked = parse_partials(SecureMaskPartial, partials)
+        vectors = [
+            MaskedVector(p, m.round_digest, secure_round.modulus_bits, np.asarray(m.masked, dtype=np.uint64))
+            for p, m in zip(participants, masked, strict=True)
+        ]
+        totals = aggregate(secure_round, vectors)
+        return distinct_result(params, totals, nodes=len(participants), min_cell=min_cell)
+
+    result = steps.run(2, request, finish, masked=True)
+    document = steps.document(result, 2)
+    document["secure_aggregation"] = {
+        "participants": len(participants),
+        "modulus_bits": secure_round.modulus_bits,
+        "buckets": params.buckets,
         "suppression_min_cell": min_cell,
     }
     return document

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from node.federation.apps.analysis import Release, analysis_app
+from node.federation.apps.analysis import PersonSketch, Release, analysis_app
 from node.federation.apps.count import count_app
 from node.federation.apps.fedavg_mlp import FeatureLoader, fedavg_mlp_app, warm_up
-from node.federation.apps.learning import learning_app
+from node.federation.apps.learning import EpsilonLedger, learning_app
 from node.federation.host import InstalledApp
 from node.federation.sources import SourceLoader
 
@@ -32,14 +32,17 @@ def builtin_apps(
     load_features: FeatureLoader,
     load_source: SourceLoader | None = None,
     release: Release | None = None,
+    persons: PersonSketch | None = None,
+    ledger: EpsilonLedger | None = None,
 ) -> dict[str, InstalledApp]:
-    """The built-in apps by name, bound to this node's data sources (``analysis`` needs both of its own)."""
+    """The built-in apps by name, bound to this node's data sources (``analysis`` needs both of its own;
+    ``persons`` lets it answer ``distinct_count``; ``ledger`` is what DP-SGD learning charges)."""
     apps = {
         COUNT: InstalledApp(count_app(count_patients)),
         FEDAVG_MLP: InstalledApp(fedavg_mlp_app(load_features), warm_up=warm_up, background=True),
     }
     if load_source is not None and release is not None:
-        apps[ANALYSIS] = InstalledApp(analysis_app(load_source, release))
+        apps[ANALYSIS] = InstalledApp(analysis_app(load_source, release, persons=persons))
     if load_source is not None:
-        apps[LEARNING] = InstalledApp(learning_app(load_source), warm_up=warm_up, background=True)
+        apps[LEARNING] = InstalledApp(learning_app(load_source, ledger=ledger), warm_up=warm_up, background=True)
     return apps

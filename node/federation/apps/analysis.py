@@ -22,6 +22,8 @@ differential privacy reserves its epsilon in the node's ledger there, and a refu
 takes two steps (:mod:`common.analytics.secure`): the first answers a fresh X25519 round key (kept
 with the job's pin, used once), the second the node's vector under the release's rules, masked for the
 round's participants; the coordinator sees only the sum.
+A ``distinct_count`` job always takes those two steps, with the job-salted bitmap of the cohort's
+persons as the vector (``persons``: :mod:`node.federation.apps.distinct`).
 
 A refusal (bad task, unknown source or column, a value outside the declared bounds, a design the node
 must not answer, a policy that cannot release the analysis) is a Flower error reply with code
@@ -45,6 +47,7 @@ from flwr.app import ConfigRecord, Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from common.analytics.cohort import Source, apply_cohort, cohort_sources
+from common.analytics.distinct import DISTINCT_COUNT
 from common.analytics.params import parse_request
 from common.analytics.registry import Iterative
 from common.analytics.secure import SecureKeysPartial, SecureMaskPartial, SecureMaskRequest
@@ -70,6 +73,7 @@ from node.federation.sources import LoadedSource, SourceLoader
 
 __all__ = [
     "PIN_KEY",
+    "PersonSketch",
     "PinCache",
     "Pinned",
     "Release",
@@ -121,6 +125,10 @@ class SecureVector:
     max_value: int
     min_cell: int
     disclosure: dict[str, Any]
+
+
+PersonSketch = Callable[[ReleaseStep], SecureVector]
+"""A ``distinct_count`` job's vector at this node: its cohort's persons' bitmap, with what it declares."""
 
 
 class Release(Protocol):
@@ -257,7 +265,14 @@ def _refusal(message: Message, error: MedfedError) -> Message:
     return reply
 
 
-def _step(message: Message, context: Context, cache: PinCache, load_source: SourceLoader, release: Release) -> Message:
+def _step(
+    message: Message,
+    context: Context,
+    cache: PinCache,
+    load_source: SourceLoader,
+    release: Release,
+    persons: PersonSketch | None = None,
+) -> Message:
     record = message.content.config_records.get(RECORD)
     if record is None or not isinstance(record.get(TASK_KEY), str) or not isinstance(record.get(REQUEST_KEY), str):
         raise InputError(ErrorCode.INVALID_ANALYSIS, detail="query without an analysis task", hints=[f"{RECORD}"])
@@ -273,8 +288,8 @@ def _step(message: Message, context: Context, cache: PinCache, load_source: Sour
     step = ReleaseStep(
         task, rows, pinned.snapshot, len(pinned.frames[task.source.key]), request, None, pinned.admission
     )
-    if task.privacy is not None and task.privacy.secure_aggregation:
-        released = _secure_step(step, pinned, release, context.node_id)
+    if task.analysis == DISTINCT_COUNT or (task.privacy is not None and task.privacy.secure_aggregation):
+        released = _secure_step(step, pinned, release, context.node_id, persons)
     else:
         definition = task.definition
         params = task.parsed_params()
@@ -299,12 +314,26 @@ def _step(message: Message, context: Context, cache: PinCache, load_source: Sour
     return make_reply(message, RecordDict({RECORD: content}))
 
 
-def _secure_step(step: ReleaseStep, pinned: Pinned, release: Release, node_id: int) -> Released:
-    """A step of a secure-aggregation job: the round key (step 1), or the masked vector (step 2)."""
+def _secure_step(
+    step: ReleaseStep, pinned: Pinned, release: Release, node_id: int, persons: PersonSketch | None = None
+) -> Released:
+    """A step of a secure-aggregation job: the round key (step 1), or the masked vector (step 2).
+
+    A ``distinct_count`` job's vector is its persons' bitmap from ``persons`` (refused without it).
+    """
     stage = step.request.get("secure_aggregation") if isinstance(step.request, dict) else None
     me = str(node_id)
     if stage == "keys":
-        vector = release.secure_vector(step)
+        if step.task.analysis != DISTINCT_COUNT:
+            vector = release.secure_vector(step)
+        elif persons is None:
+            raise InputError(
+                ErrorCode.INVALID_ANALYSIS,
+                detail="no distinct counts at this node",
+                hints=["analysis: this node offers no distinct_count (no store or linkage key bound)"],
+            )
+        else:
+            vector = persons(step)
         participant = SecureSumParticipant(me)
         pinned.secure = (participant, vector)
         keys = SecureKeysPartial(
@@ -351,15 +380,21 @@ def _secure_step(step: ReleaseStep, pinned: Pinned, release: Release, node_id: i
     return Released(answer.model_dump(mode="json"), vector.disclosure)
 
 
-def analysis_app(load_source: SourceLoader, release: Release, *, cache: PinCache | None = None) -> ClientApp:
-    """A ClientApp whose ``query`` runs one analysis step over ``load_source``'s data through ``release``."""
+def analysis_app(
+    load_source: SourceLoader, release: Release, *, cache: PinCache | None = None, persons: PersonSketch | None = None
+) -> ClientApp:
+    """A ClientApp whose ``query`` runs one analysis step over ``load_source``'s data through ``release``.
+
+    ``persons`` makes a ``distinct_count`` job's bitmap (:mod:`node.federation.apps.distinct`); without
+    it the node refuses such jobs.
+    """
     app = ClientApp()
     pins = cache if cache is not None else PinCache()
 
     @app.query()
     def query(message: Message, context: Context) -> Message:
         try:
-            return _step(message, context, pins, load_source, release)
+            return _step(message, context, pins, load_source, release, persons)
         except MedfedError as exc:
             # The code only: a detail can name a source or column, and the node log stays value-free.
             _log.info("analysis step refused: %s", exc.code)

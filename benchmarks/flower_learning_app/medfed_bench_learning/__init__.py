@@ -1,0 +1,1 @@
+"""A stock-Flower app running the same learning job as medfed's ``learning`` app, for the overhead ratio."""
