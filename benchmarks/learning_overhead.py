@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import logging
 import shutil
 import statistics
 import subprocess
@@ -507,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as the nodes train (MEDFED_NODE_TRAINING_THREADS defaults to 1)
+    logging.getLogger("flwr").setLevel(logging.WARNING)  # the in-process coordinator's per-round lines
     print(f"machine: {machine()}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="medfed-learning-", dir=args.workdir))
     try:

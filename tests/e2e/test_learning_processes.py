@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks.flamby import load_dataset
 from benchmarks.learning_overhead import heart_fedavg, register
 from coordinator.config import CoordinatorSettings
@@ -28,12 +30,15 @@ from tests.e2e.conftest import _free_port
 from tests.e2e.test_jobs_processes import Network, _enrol_all, _kill_after_acknowledgement, _Node
 
 SITES = ("Cleveland", "Hungary", "Switzerland", "Long Beach VA")
-ROUNDS = 8
 # Local work of about a second per round on a loaded 2-core machine: long enough to kill a node between
 # its acknowledgement and its reply. A round with a dead node lasts ROUND_TIMEOUT_S; the restarted node
-# (a torch import away) is back within a few of them, while the coordinator still lists it online.
+# (a torch import away, typically back before round 2) has the job's later rounds to come back in,
+# while the coordinator still lists it online (heartbeats within the last 30 s).
+ROUNDS = 5
 LOCAL_STEPS = 1500
 ROUND_TIMEOUT_S = 8.0
+
+pytestmark = pytest.mark.slow
 
 
 def _network(root: Path) -> Network:
@@ -100,4 +105,4 @@ def test_a_node_killed_mid_training_leaves_the_round_to_the_quorum_and_rejoins_a
     assert after["evaluate"] == "replied"
     assert after["evaluate_metrics"]["num-examples"] > 0
     parts = {part["node_id"]: part for part in detail["nodes"]}
-    assert (parts[victim.node_id]["detail"] or "").startswith("missed round 1")
+    assert parts[victim.node_id]["status"] == "done"  # back in the job to its end, not left dropped
