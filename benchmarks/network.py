@@ -42,8 +42,9 @@ from node.identity import enrol
 from node.runtime import init_node, open_service
 from tests.integration.test_enrolment import Coordinator, running_coordinator
 
-COUNT_SPEC: Mapping[str, object] = {"app": "count", "message_types": ["query"]}
-FEDAVG_SPEC: Mapping[str, object] = {"app": "fedavg_mlp", "message_types": ["train", "evaluate"]}
+# Job specs as the jobs API stores them (the nodes' policy decides on ``kind``).
+COUNT_SPEC: Mapping[str, object] = {"kind": "count", "app": "count", "message_types": ["query"]}
+FEDAVG_SPEC: Mapping[str, object] = {"kind": "fedavg_mlp", "app": "fedavg_mlp", "message_types": ["train", "evaluate"]}
 PATIENTS_PER_NODE = 5
 VENV_BIN = Path(sys.executable).parent
 NODE_START = (str(VENV_BIN / "medfed"), "node", "start")
