@@ -336,24 +336,11 @@ def _run_secure(steps: _Steps) -> dict[str, Any]:
         modulus_bits=modulus_bits_for(max_total),
         participants=tuple(sorted(participants)),
     )
-    request = SecureMaskRequest(
-        round=secure_round.round,
-        attempt=secure_round.attempt,
-        length=secure_round.length,
-        max_total=secure_round.max_total,
-        modulus_bits=secure_round.modulus_bits,
-        participants=list(secure_round.participants),
-        public_keys={p: key.public_key for p, key in zip(participants, keys, strict=True)},
-    )
+    request = _mask_request(secure_round, participants, keys)
     min_cell = max(key.min_cell for key in keys)
 
     def finish(partials: list[Any]) -> BaseModel:
-        masked = parse_partials(SecureMaskPartial, partials)
-        vectors = [
-            MaskedVector(p, m.round_digest, secure_round.modulus_bits, np.asarray(m.masked, dtype=np.uint64))
-            for p, m in zip(participants, masked, strict=True)
-        ]
-        totals = aggregate(secure_round, vectors)
+        totals = _sum_masked(secure_round, participants, partials)
         return result_from_totals(task.analysis, task.params, totals, min_cell=min_cell)
 
     result = steps.run(2, request, finish, masked=True)
@@ -365,6 +352,29 @@ def _run_secure(steps: _Steps) -> dict[str, Any]:
         "suppression_min_cell": min_cell,
     }
     return document
+
+
+def _mask_request(secure_round: SecureSumRound, participants: list[str], keys: list[Any]) -> SecureMaskRequest:
+    """Step 2's request: the round's parameters and every participant's round key, in node order."""
+    return SecureMaskRequest(
+        round=secure_round.round,
+        attempt=secure_round.attempt,
+        length=secure_round.length,
+        max_total=secure_round.max_total,
+        modulus_bits=secure_round.modulus_bits,
+        participants=list(secure_round.participants),
+        public_keys={p: key.public_key for p, key in zip(participants, keys, strict=True)},
+    )
+
+
+def _sum_masked(secure_round: SecureSumRound, participants: list[str], partials: list[Any]) -> tuple[int, ...]:
+    """The totals of the nodes' masked vectors (their masks cancel in the sum mod 2**k)."""
+    masked = parse_partials(SecureMaskPartial, partials)
+    vectors = [
+        MaskedVector(p, m.round_digest, secure_round.modulus_bits, np.asarray(m.masked, dtype=np.uint64))
+        for p, m in zip(participants, masked, strict=True)
+    ]
+    return aggregate(secure_round, vectors)
 
 
 def _run_distinct(steps: _Steps) -> dict[str, Any]:
@@ -388,24 +398,11 @@ def _run_distinct(steps: _Steps) -> dict[str, Any]:
         modulus_bits=BITMAP_MAX.bit_length(),  # wraps: a bucket's sum says nothing of how many nodes set it
         participants=tuple(sorted(participants)),
     )
-    request = SecureMaskRequest(
-        round=secure_round.round,
-        attempt=secure_round.attempt,
-        length=secure_round.length,
-        max_total=secure_round.max_total,
-        modulus_bits=secure_round.modulus_bits,
-        participants=list(secure_round.participants),
-        public_keys={p: key.public_key for p, key in zip(participants, keys, strict=True)},
-    )
+    request = _mask_request(secure_round, participants, keys)
     min_cell = max(key.min_cell for key in keys)
 
     def finish(partials: list[Any]) -> BaseModel:
-        masked = parse_partials(SecureMaskPartial, partials)
-        vectors = [
-            MaskedVector(p, m.round_digest, secure_round.modulus_bits, np.asarray(m.masked, dtype=np.uint64))
-            for p, m in zip(participants, masked, strict=True)
-        ]
-        totals = aggregate(secure_round, vectors)
+        totals = _sum_masked(secure_round, participants, partials)
         return distinct_result(params, totals, nodes=len(participants), min_cell=min_cell)
 
     result = steps.run(2, request, finish, masked=True)
