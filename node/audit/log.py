@@ -104,6 +104,12 @@ class AuditLog:
         subject: str | None = None,
         only_if_empty: bool = False,
     ) -> ChainRow | None:
+        return store.append_entry(self.engine, self._maker(kind, actor, details, subject), only_if_empty=only_if_empty)
+
+    def _maker(
+        self, kind: AuditKind, actor: str, details: Mapping[str, Any], subject: str | None = None
+    ) -> Callable[[int, str], ChainRow]:
+        """How to build the entry once the chain's head (its ``seq`` and hash) is known and locked."""
         reference = subject[:200] if subject else None
         hidden = pseudonym(self._subject_key, reference) if reference else None
         at = self._clock()
@@ -122,7 +128,7 @@ class AuditLog:
                 subject_ref=reference,
             )
 
-        return store.append_entry(self.engine, make, only_if_empty=only_if_empty)
+        return make
 
     # ------------------------------------------------------------- typed events
 
@@ -146,33 +152,29 @@ class AuditLog:
             details["result_count"] = result_count
         return self.append(kind, actor=actor, details=details, subject=resource_ref)
 
-    def job_received(
-        self, *, job_id: str, kind: str, study: str | None, researcher: str | None, actor: str = "coordinator"
-    ) -> ChainRow:
-        """A federated job arrived at the node (before any decision)."""
-        details = {"job_id": job_id, "job_kind": kind, "study": study, "researcher": researcher}
-        return self.append(AuditKind.JOB_RECEIVED, actor=actor, details=details)
-
-    def policy_decision(
+    def job_arrived(
         self,
         *,
         job_id: str,
+        kind: str,
+        study: str | None,
+        researcher: str | None,
         outcome: str,
         rule: str,
         reasons: Sequence[str] = (),
         policy_sha256: str | None = None,
-        dry_run: bool = False,
-    ) -> ChainRow:
-        """What the node's policy decided for a job, and the rule that decided it."""
-        details = {
-            "job_id": job_id,
-            "outcome": outcome,
-            "rule": rule,
-            "reasons": list(reasons)[:20],
-            "policy_sha256": policy_sha256,
-            "dry_run": dry_run,
-        }
-        return self.append(AuditKind.POLICY_DECISION, actor=NODE_ACTOR, details=details)
+    ) -> tuple[ChainRow, ChainRow]:
+        """A job's arrival and the policy's decision on it, as two entries written in one transaction.
+
+        One commit instead of two on the path of every job's first message (the decision is made before the
+        node answers, so its cost is round-trip latency).
+        """
+        received = self._maker(AuditKind.JOB_RECEIVED, "coordinator", _received(job_id, kind, study, researcher))
+        decided = self._maker(
+            AuditKind.POLICY_DECISION, NODE_ACTOR, _decided(job_id, outcome, rule, reasons, policy_sha256)
+        )
+        first, second = store.append_entries(self.engine, [received, decided])
+        return first, second
 
     def job_decided_by_person(self, *, job_id: str, approved: bool, actor: str, note: str | None = None) -> ChainRow:
         """A person approved or rejected a job that waited for them."""
@@ -228,3 +230,24 @@ class AuditLog:
             return None
         details = {"node_id": node_id, "identity_key": identity_public_key}
         return self.append(AuditKind.NODE_ENROLLED, actor=NODE_ACTOR, details=details)
+
+
+def _received(job_id: str, kind: str, study: str | None, researcher: str | None) -> dict[str, Any]:
+    return {"job_id": job_id, "job_kind": kind, "study": study, "researcher": researcher}
+
+
+def _decided(
+    job_id: str,
+    outcome: str,
+    rule: str,
+    reasons: Sequence[str],
+    policy_sha256: str | None,
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "outcome": outcome,
+        "rule": rule,
+        "reasons": list(reasons)[:20],
+        "policy_sha256": policy_sha256,
+        "dry_run": False,  # a dry-run (``medfed node policy check``) decides without recording
+    }

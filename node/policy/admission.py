@@ -2,9 +2,9 @@
 
 The channel asks :meth:`JobAdmissions.admit` before it runs any message. On a job's first message the
 job is read from the envelope (the spec fields policy needs, the submitter as researcher) with
-:func:`node.policy.jobs.job_from_spec`, its arrival is audited (``job.received``) and
-:meth:`node.policy.gate.PolicyGate.decide_job` decides (and audits, and queues a job that needs a
-person). The answer is kept per job id, so later messages cost a dictionary look-up:
+:func:`node.policy.jobs.job_from_spec`, and :meth:`node.policy.gate.PolicyGate.decide_job` decides (and
+audits the arrival and the decision, and queues a job that needs a person). The answer is kept per job
+id, so later messages cost a dictionary look-up:
 
 - ALLOW: :attr:`Verdict.RUN`;
 - REFUSE: :attr:`Verdict.REFUSE` with :attr:`~common.errors.ErrorCode.JOB_REFUSED_BY_POLICY` and the
@@ -135,20 +135,16 @@ class JobAdmissions:
                 delta=delta,
             )
         except InputError as exc:
-            self._audit.job_received(job_id=job_id[:200], kind="unreadable", study=None, researcher=None)
-            self._audit.policy_decision(
+            self._audit.job_arrived(
                 job_id=job_id[:200],
+                kind="unreadable",
+                study=None,
+                researcher=None,
                 outcome=str(Outcome.REFUSE),
                 rule="job",
                 reasons=("the job's spec cannot be read by the policy", *exc.hints),
             )
             return Admission(Verdict.REFUSE, ErrorCode.JOB_REFUSED_BY_POLICY, ("rule: job", *exc.hints))
-        self._audit.job_received(
-            job_id=job.job_id,
-            kind=job.kind,
-            study=None if study is None else job.study,
-            researcher=job.researcher,
-        )
         decision = self._gate.decide_job(job)
         if decision.outcome is Outcome.ALLOW:
             return _RUN

@@ -10,7 +10,8 @@ job) and before it runs a job that waited for a person (:meth:`PolicyGate.approv
   problem is logged with its locations; the node never falls back to an older or a default policy;
 - on each valid load, the study budgets and the node-wide cap are written into the epsilon ledger
   (:class:`node.privacy.ledger.PrivacyLedger`), so the file is the one place budgets are set;
-- every decision is audited (``policy.decision``: outcome, rule, reasons, the policy's hash), and a job
+- every decision is audited with the job's arrival (``job.received`` then ``policy.decision``: outcome,
+  rule, reasons, the policy's hash; one transaction), and a job
   that needs a person is queued (:func:`node.policy.queue.request_approval`).
 """
 
@@ -30,6 +31,7 @@ from common.errors import ConfigError
 from node.audit import AuditKind, AuditLog
 from node.policy import queue
 from node.policy.decision import Decision, Outcome, PolicyJob, Spent, decide
+from node.policy.jobs import NO_STUDY
 from node.policy.model import LoadedPolicy, load_policy_bytes
 from node.privacy.ledger import Budget, PrivacyLedger
 from node.store import audit_chain
@@ -137,17 +139,27 @@ class PolicyGate:
 
     def evaluate(self, job: PolicyJob) -> Decision:
         """The decision for ``job`` now, without recording it (the dry-run of a running node)."""
-        loaded = self.current()
+        return self._evaluate(job, self.current())
+
+    def _evaluate(self, job: PolicyJob, loaded: LoadedPolicy | None) -> Decision:
         if loaded is None:
             return Decision(Outcome.REFUSE, "policy", (self.problem() or "there is no policy in force",))
-        return decide(loaded.policy, job, self.spent(job))
+        # The ledger is read only for a job that costs privacy: nothing else depends on what was spent.
+        costs_privacy = job.epsilon > 0 or job.delta > 0
+        return decide(loaded.policy, job, self.spent(job) if costs_privacy else None)
 
     def decide_job(self, job: PolicyJob) -> Decision:
-        """Decide on an arriving job, audit the decision, and queue it when it needs a person (once per job)."""
-        decision = self.evaluate(job)
+        """Decide on an arriving job, audit its arrival and the decision, and queue it when it needs a person.
+
+        Called once per job, on the path of its first message: the two audit entries are one transaction.
+        """
         loaded = self.current()
-        self._audit.policy_decision(
+        decision = self._evaluate(job, loaded)
+        self._audit.job_arrived(
             job_id=job.job_id,
+            kind=job.kind,
+            study=None if job.study == NO_STUDY else job.study,
+            researcher=job.researcher,
             outcome=str(decision.outcome),
             rule=decision.rule,
             reasons=decision.reasons,

@@ -25,6 +25,7 @@ from node.store.models import AuditChainEntry, AuditChainHead
 __all__ = [
     "GENESIS_HASH",
     "ChainRow",
+    "append_entries",
     "append_entry",
     "chain_head",
     "iter_entries",
@@ -93,11 +94,27 @@ def append_entry(
         seq, prev_hash = _head(conn, lock=True)
         if only_if_empty and seq != 0:
             return None
-        row = make(seq + 1, prev_hash)
-        if row.seq != seq + 1 or row.prev_hash != prev_hash:
-            raise ValueError("an audit entry must follow the chain's head")
-        conn.execute(_INSERT_ENTRY, {name: getattr(row, name) for name in _FIELDS})
-        conn.execute(_MOVE_HEAD, {"new_seq": row.seq, "new_hash": row.hash})
+        return _append(conn, make, seq, prev_hash)
+
+
+def append_entries(engine: Engine, makes: Sequence[Callable[[int, str], ChainRow]]) -> list[ChainRow]:
+    """Append one entry per ``make``, in order, in one transaction (one commit for entries that belong together)."""
+    rows: list[ChainRow] = []
+    with write_transaction(engine) as conn:
+        seq, prev_hash = _head(conn, lock=True)
+        for make in makes:
+            row = _append(conn, make, seq, prev_hash)
+            rows.append(row)
+            seq, prev_hash = row.seq, row.hash
+    return rows
+
+
+def _append(conn: Connection, make: Callable[[int, str], ChainRow], seq: int, prev_hash: str) -> ChainRow:
+    row = make(seq + 1, prev_hash)
+    if row.seq != seq + 1 or row.prev_hash != prev_hash:
+        raise ValueError("an audit entry must follow the chain's head")
+    conn.execute(_INSERT_ENTRY, {name: getattr(row, name) for name in _FIELDS})
+    conn.execute(_MOVE_HEAD, {"new_seq": row.seq, "new_hash": row.hash})
     return row
 
 
