@@ -191,7 +191,10 @@ class JobRunner:
             if part.status in (jobs.JobNodeStatus.SELECTED, jobs.JobNodeStatus.RUNNING):
                 done = status is jobs.JobStatus.SUCCEEDED and part.status is jobs.JobNodeStatus.RUNNING
                 final = jobs.JobNodeStatus.DONE if done else jobs.JobNodeStatus.DROPPED
-                jobs.set_job_node_status(self._engine, job_id=job_id, node_id=part.node_id, status=final)
+                # The detail (a node's first missed round) stays: the operator needs it after the job ends too.
+                jobs.set_job_node_status(
+                    self._engine, job_id=job_id, node_id=part.node_id, status=final, detail=part.detail
+                )
 
     def _grid(self, job_id: str, budget_s: float) -> MedfedGrid:
         transport = ChannelTransport(self._engine, self._notifier, offline_after_s=self._offline_after_s)

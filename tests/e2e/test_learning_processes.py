@@ -106,3 +106,4 @@ def test_a_node_killed_mid_training_leaves_the_round_to_the_quorum_and_rejoins_a
     assert after["evaluate_metrics"]["num-examples"] > 0
     parts = {part["node_id"]: part for part in detail["nodes"]}
     assert parts[victim.node_id]["status"] == "done"  # back in the job to its end, not left dropped
+    assert "missed round 1" in (parts[victim.node_id]["detail"] or "")  # and the miss is still on record
