@@ -43,12 +43,14 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm  # type: ignore[import-untyped]  # no stubs or py.typed
 
+if not __package__:  # run as a file (python benchmarks/NAME.py): put the repo root on sys.path
+    import _script  # type: ignore[import-not-found]  # noqa: F401  # benchmarks/_script.py
+
 from benchmarks.network import machine, print_table, start_node_processes, stop_node_processes, wait_online
 from common.analytics.local import run_local
 from common.flower import ensure_task_identity
 from coordinator.federation.channel_transport import ChannelTransport
 from coordinator.federation.runner import JobRunner
-from coordinator.store.tokens import Role, create_token
 from medfed.sdk import Federation
 from node.config import NodeSettings
 from node.datasets.registry import register_dataset
@@ -57,6 +59,7 @@ from node.federation.sources import load_dataset_source
 from node.identity import enrol
 from node.runtime import init_node
 from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.researchers import add_researcher
 
 N_NODES = 5
 GLM_NODES = 4
@@ -240,10 +243,10 @@ def main() -> None:
             runner: JobRunner = coordinator.app.state.runner
             ca_file = Path(tmp) / "ca.pem"
             ca_file.write_bytes(coordinator.identity.ca_pem)
-            token = create_token(coordinator.engine, role=Role.RESEARCHER)[1]
+            researcher = add_researcher(coordinator.engine, coordinator.settings.data_dir, Path(tmp) / "keys")
             spawn = multiprocessing.get_context("spawn")
             with (
-                Federation(coordinator.url, token=token, ca_file=ca_file) as client,
+                researcher.federation(coordinator.url, ca_file) as client,
                 ProcessPoolExecutor(max_workers=N_NODES, mp_context=spawn) as pool,
             ):
                 cells = bench_cell_queries(client, runner, sites, pool, args.samples)

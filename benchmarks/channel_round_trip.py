@@ -30,6 +30,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+if not __package__:  # run as a file (python benchmarks/NAME.py): put the repo root on sys.path
+    import _script  # type: ignore[import-not-found]  # noqa: F401  # benchmarks/_script.py
+
 from benchmarks.network import (
     COUNT_SPEC,
     FEDAVG_SPEC,
@@ -143,7 +146,7 @@ def _during_fedavg(network: Network, n_nodes: int, samples: int, base_p50: float
     failure: list[BaseException] = []
 
     def fedavg() -> None:
-        grid = MedfedGrid(network.transport(), job_id=network.job(FEDAVG_SPEC, seed=7))
+        grid = MedfedGrid(network.transport(), job_id=network.job({**FEDAVG_SPEC, "rounds": rounds}, seed=7))
         started = time.perf_counter()
         try:
             run_fedavg(grid, rounds=rounds, seed=7, min_nodes=n_nodes, timeout=120)

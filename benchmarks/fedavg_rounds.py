@@ -34,6 +34,9 @@ from typing import IO, Any
 
 from flwr.app import Message
 
+if not __package__:  # run as a file (python benchmarks/NAME.py): put the repo root on sys.path
+    import _script  # type: ignore[import-not-found]  # noqa: F401  # benchmarks/_script.py
+
 from benchmarks.network import (
     FEDAVG_SPEC,
     VENV_BIN,
@@ -79,14 +82,14 @@ def medfed_rounds(workdir: Path, rounds: int) -> tuple[list[float], list[float]]
     """
     with medfed_network(workdir, 3) as network:
         run_fedavg(
-            MedfedGrid(network.transport(), job_id=network.job(FEDAVG_SPEC, seed=SEED + 100)),
+            MedfedGrid(network.transport(), job_id=network.job({**FEDAVG_SPEC, "rounds": 1}, seed=SEED + 100)),
             rounds=1,
             seed=SEED + 100,
             min_nodes=3,
             timeout=120,
         )
         local = local_rounds([site.flower_node_id for site in network.nodes], rounds)
-        grid = TimedGrid(network.transport(), job_id=network.job(FEDAVG_SPEC, seed=SEED))
+        grid = TimedGrid(network.transport(), job_id=network.job({**FEDAVG_SPEC, "rounds": rounds}, seed=SEED))
         grid.calls = []
         started = time.time()
         run_fedavg(grid, rounds=rounds, seed=SEED, min_nodes=3, timeout=120)

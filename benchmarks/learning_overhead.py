@@ -50,6 +50,9 @@ import numpy as np
 import torch
 import yaml
 
+if not __package__:  # run as a file (python benchmarks/NAME.py): put the repo root on sys.path
+    import _script  # type: ignore[import-not-found]  # noqa: F401  # benchmarks/_script.py
+
 from benchmarks.fedavg_rounds import SUPERLINK_FLAGS
 from benchmarks.flamby import STRATEGIES, Dataset, job_spec, load_dataset
 from benchmarks.network import (
@@ -70,7 +73,6 @@ from common.models.features import Prepared, prepare
 from common.models.losses import binary_cross_entropy_loss
 from common.models.metrics import binary_accuracy
 from coordinator.federation.jobs.learning import LearningSpec, initial_arrays
-from coordinator.store.tokens import Role, create_token
 from medfed.sdk import Federation
 from node.datasets.registry import register_dataset
 from node.datasets.schema import load_schema
@@ -400,9 +402,8 @@ def measure(args: argparse.Namespace, workdir: Path) -> Results:
         print(f"  plain torch: {', '.join(f'{s:.2f}' for s, _ in plain)} s", flush=True)
         ca_file = workdir / "ca.pem"
         ca_file.write_bytes(network.coordinator.identity.ca_pem)
-        token = create_token(network.coordinator.engine, role=Role.RESEARCHER)[1]
         model_file = workdir / "medfed-model.pt"
-        with Federation(network.coordinator.url, token=token, ca_file=ca_file) as client:
+        with network.researcher.federation(network.coordinator.url, ca_file) as client:
             medfed = medfed_jobs(client, spec, args.jobs, model_file)
             exported = load_state_dict(model_file)
             reference = plain[-1][1]

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+if not __package__:  # run as a file (python benchmarks/NAME.py): put the repo root on sys.path
+    import _script  # type: ignore[import-not-found]  # noqa: F401  # benchmarks/_script.py
+
 from benchmarks.linkage import calibrated_rule, evaluate, load_records, load_truth, parse_map
 from common.linkage.demographics import CN_RESIDENT_ID_SYSTEM
 from common.linkage.matching import DEFAULT_RULE

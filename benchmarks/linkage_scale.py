@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+if not __package__:  # run as a file (python benchmarks/NAME.py): put the repo root on sys.path
+    import _script  # type: ignore[import-not-found]  # noqa: F401  # benchmarks/_script.py
+
 from benchmarks.linkage import (
     FEBRL_MAP,
     LinkageScore,

@@ -28,11 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.crypto import SigningKey
 from common.flower import ensure_task_identity
 from common.models import build_model
+from common.trust import read_signed_job, sign_job
 from coordinator.federation.channel_transport import ChannelTransport
+from coordinator.federation.jobs.specs import parse_spec
 from coordinator.federation.memory import Endpoint, InMemoryTransport
-from coordinator.store import jobs
+from coordinator.store import jobs, researchers
+from coordinator.store.db import write_transaction
 from node.config import NodeSettings
 from node.federation.apps.data import make_tabular
 from node.federation.host import ClientAppHost
@@ -41,8 +45,9 @@ from node.fhir.service import FhirService
 from node.identity import enrol
 from node.runtime import init_node, open_service
 from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.researchers import STUDY, Researcher, add_researcher
 
-# Job specs as the jobs API stores them (the nodes' policy decides on ``kind``).
+# Job specs as submitted (Network.job stores them normalised and signed; the nodes decide on ``kind``).
 COUNT_SPEC: Mapping[str, object] = {"kind": "count", "app": "count", "message_types": ["query"]}
 FEDAVG_SPEC: Mapping[str, object] = {"kind": "fedavg_mlp", "app": "fedavg_mlp", "message_types": ["train", "evaluate"]}
 PATIENTS_PER_NODE = 5
@@ -100,6 +105,7 @@ class Network:
 
     coordinator: Coordinator
     nodes: list[NodeSite]
+    researcher: Researcher
     _hosts: dict[int, ClientAppHost] = field(default_factory=dict)
 
     def transport(self) -> ChannelTransport:
@@ -107,10 +113,20 @@ class Network:
         return ChannelTransport(self.coordinator.engine, self.coordinator.app.state.notifier, offline_after_s=60)
 
     def job(self, spec: Mapping[str, object], seed: int = 1) -> str:
-        """Create a job record (as the REST API does on submission); its id."""
-        return jobs.create_job(
-            self.coordinator.engine, kind=str(spec["app"]), spec=spec, submitter="bench", seed=seed
-        ).id
+        """Create a job record signed by the network's researcher, as the REST API does on submission (nodes run
+        only signed jobs, and only the rounds the signed spec names); its id."""
+        normal = parse_spec(dict(spec)).model_dump(mode="json")
+        signed = sign_job(SigningKey.from_pem(self.researcher.key_file.read_bytes()), normal, study=STUDY)
+        with write_transaction(self.coordinator.engine) as conn:
+            job = jobs.create_job(conn, kind=normal["kind"], spec=normal, submitter=self.researcher.name, seed=seed)
+            researchers.keep_job_signature(
+                conn,
+                job_id=job.id,
+                researcher=self.researcher.name,
+                digest=read_signed_job(signed).digest,
+                document=signed,
+            )
+        return job.id
 
     def memory_transport(self, app: str, message_types: Sequence[str]) -> InMemoryTransport:
         """The baseline: the same node data and apps, called in this process with no network."""
@@ -154,7 +170,9 @@ def medfed_network(workdir: Path, n_nodes: int, *, start_timeout_s: float = 180.
                 service.create(_patient(i))
             identity = enrol(node_dir, coordinator.code(f"Bench site {index} {uuid.uuid4().hex[:6]}"), version="bench")
             sites.append(NodeSite(node_dir, identity.flower_node_id, service))
-        network = Network(coordinator, sites)
+        network = Network(
+            coordinator, sites, add_researcher(coordinator.engine, coordinator_dir, coordinator_dir / "keys")
+        )
         stack.callback(_stop_nodes, sites)
         start_node_processes(sites)
         wait_online(network.transport(), sites, start_timeout_s)

@@ -84,6 +84,18 @@ class ErrorCode(StrEnum):
     JOB_PENDING_APPROVAL = "job_pending_approval"
     JOB_APPROVAL_REJECTED = "job_approval_rejected"
     JOB_APPROVAL_TIMED_OUT = "job_approval_timed_out"
+    # Signed jobs (docs/trust.md): what a node (or the coordinator, on submission) refuses before any policy.
+    JOB_NOT_SIGNED = "job_not_signed"
+    JOB_SIGNATURE_INVALID = "job_signature_invalid"
+    JOB_SPEC_ALTERED = "job_spec_altered"
+    JOB_REPLAYED = "job_replayed"
+    JOB_STALE = "job_stale"
+    RESEARCHER_UNKNOWN = "researcher_unknown"
+    RESEARCHER_NOT_IN_STUDY = "researcher_not_in_study"
+    RESEARCHER_REVOKED = "researcher_revoked"
+    NODE_REVOKED = "node_revoked"
+    MESSAGE_OUTSIDE_SPEC = "message_outside_spec"
+    TRUST_NOT_CONFIGURED = "trust_not_configured"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +170,20 @@ CATALOG: dict[ErrorCode, CatalogEntry] = {
     ErrorCode.JOB_PENDING_APPROVAL: CatalogEntry(409, "This job is waiting for approval by the node's staff."),
     ErrorCode.JOB_APPROVAL_REJECTED: CatalogEntry(403, "The node's staff rejected this job."),
     ErrorCode.JOB_APPROVAL_TIMED_OUT: CatalogEntry(409, "This job waited too long for approval at the node."),
+    # Signed jobs: a node runs only what an authorised researcher signed, whatever the coordinator says.
+    ErrorCode.JOB_NOT_SIGNED: CatalogEntry(400, "The job carries no researcher's signature."),
+    ErrorCode.JOB_SIGNATURE_INVALID: CatalogEntry(403, "The job's signature does not verify."),
+    ErrorCode.JOB_SPEC_ALTERED: CatalogEntry(403, "The job differs from the spec its researcher signed."),
+    ErrorCode.JOB_REPLAYED: CatalogEntry(409, "This signed job was already submitted under another job id."),
+    ErrorCode.JOB_STALE: CatalogEntry(403, "The job's signature is too old, or dated in the future."),
+    ErrorCode.RESEARCHER_UNKNOWN: CatalogEntry(403, "The researcher is not certified by this network."),
+    ErrorCode.RESEARCHER_NOT_IN_STUDY: CatalogEntry(403, "The researcher is not a member of the job's study."),
+    ErrorCode.RESEARCHER_REVOKED: CatalogEntry(403, "The researcher's membership has been revoked."),
+    ErrorCode.NODE_REVOKED: CatalogEntry(403, "A node this request involves has been revoked from the network."),
+    ErrorCode.MESSAGE_OUTSIDE_SPEC: CatalogEntry(403, "The message is outside what the job's signed spec allows."),
+    ErrorCode.TRUST_NOT_CONFIGURED: CatalogEntry(
+        409, "This node holds no network-admin key and runs no jobs; enrol it again."
+    ),
 }
 
 

@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
+from common.limits import AuthFailureGuard
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.limits import BodyLimit
 from coordinator.api.node_auth import NoncePruner
@@ -70,9 +71,17 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
     app.state.enrol_limiter = enrol.FailureLimiter(
         max_failures=settings.enrol_max_failures, window_s=settings.enrol_failure_window_s
     )
+    app.state.auth_guard = AuthFailureGuard(
+        burst=settings.auth_failure_burst, refill_per_s=settings.auth_failure_refill_per_s
+    )
     app.state.nonce_pruner = NoncePruner()
     app.state.notifier = notifier
-    app.state.runner = JobRunner(app.state.engine, notifier, offline_after_s=settings.node_offline_after_s)
+    app.state.runner = JobRunner(
+        app.state.engine,
+        notifier,
+        offline_after_s=settings.node_offline_after_s,
+        checkpoint_budget_bytes=settings.checkpoint_budget_bytes,
+    )
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)

@@ -46,6 +46,17 @@ class CoordinatorSettings(BaseSettings):
         "empty means the listening host, which must then be a specific IP address.",
     )
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    checkpoint_budget_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        gt=0,
+        description="Bytes of per-round models one learning job keeps; beyond, every k-th round and the last.",
+    )
+    auth_failure_burst: float = Field(
+        default=20.0, gt=0, description="Failed bearer tokens or console logins one client address may send at once."
+    )
+    auth_failure_refill_per_s: float = Field(
+        default=1.0, gt=0, description="How fast a client address earns back failed attempts (per second)."
+    )
 
     @field_validator("advertise_addresses")
     @classmethod

@@ -3,10 +3,18 @@
 ``medfed coordinator init`` creates, in the data directory, whatever of these is absent::
 
     identity/coordinator_signing.key   Ed25519 signing key, PKCS#8 PEM, mode 0600
+    identity/network_admin.key         the network-admin Ed25519 key, PKCS#8 PEM, mode 0600 (see below)
+    identity/network_admin.pub         its public key, base64url text (what enrolment hands to nodes)
     tls/ca.pem                         the private CA certificate (public; its fingerprint is in every enrolment code)
     tls/ca.key                         the CA's key, mode 0600
     tls/server.pem                     the TLS server certificate, issued by the CA for the given names
     tls/server.key                     its key, mode 0600
+
+The network-admin key signs researchers' membership certificates and revocation lists
+(:mod:`coordinator.researchers`); nodes pin its public key at enrolment and believe nothing about a
+researcher that it did not sign. The running coordinator needs only ``network_admin.pub``: a network
+that keeps the private key offline moves ``network_admin.key`` away after init and passes it to the
+commands that sign (``medfed coordinator researcher add|revoke --admin-key PATH``).
 
 Nodes pin the CA, not the server certificate, so the server certificate can be re-issued (new names,
 renewal) by deleting ``server.pem`` and ``server.key`` and running init again, without re-enrolling any
@@ -26,6 +34,7 @@ from pathlib import Path
 from common.crypto import (
     CertificateAuthority,
     SigningKey,
+    VerifyKey,
     certificate_fingerprint,
     create_ca,
     issue_server_certificate,
@@ -40,6 +49,8 @@ __all__ = [
     "DEFAULT_HOSTNAMES",
     "DEFAULT_IP_ADDRESSES",
     "IDENTITY_DIR",
+    "NETWORK_ADMIN_KEY_FILE",
+    "NETWORK_ADMIN_PUBLIC_FILE",
     "SERVER_CERT_FILE",
     "SERVER_KEY_FILE",
     "SIGNING_KEY_FILE",
@@ -47,11 +58,14 @@ __all__ = [
     "CoordinatorIdentity",
     "create_identity",
     "identity_exists",
+    "load_network_admin_key",
 ]
 
 IDENTITY_DIR = "identity"
 TLS_DIR = "tls"
 SIGNING_KEY_FILE = "coordinator_signing.key"
+NETWORK_ADMIN_KEY_FILE = "network_admin.key"
+NETWORK_ADMIN_PUBLIC_FILE = "network_admin.pub"
 CA_CERT_FILE = "ca.pem"
 CA_KEY_FILE = "ca.key"
 SERVER_CERT_FILE = "server.pem"
@@ -71,6 +85,7 @@ class CoordinatorIdentity:
     ca_fingerprint: str
     server_cert_path: Path
     server_key_path: Path
+    network_admin_public_key: VerifyKey | None = None  # None: a data directory from before the key existed
 
     @classmethod
     def load(cls, data_dir: Path) -> CoordinatorIdentity:
@@ -94,7 +109,32 @@ class CoordinatorIdentity:
             ca_fingerprint=fingerprint,
             server_cert_path=tls / SERVER_CERT_FILE,
             server_key_path=tls / SERVER_KEY_FILE,
+            network_admin_public_key=_network_admin_public_key(data_dir / IDENTITY_DIR),
         )
+
+
+def _network_admin_public_key(identity_dir: Path) -> VerifyKey | None:
+    path = identity_dir / NETWORK_ADMIN_PUBLIC_FILE
+    if not path.is_file():
+        return None
+    try:
+        return VerifyKey.from_text(_read_pem(path).decode("ascii").strip())
+    except (InputError, UnicodeDecodeError):
+        raise ConfigError(detail=f"{path} is not a base64url Ed25519 public key") from None
+
+
+def load_network_admin_key(data_dir: Path, path: Path | None = None) -> SigningKey:
+    """The network-admin signing key: ``path``, else the data directory's; ConfigError when it is missing, is
+    readable by others, or does not match the public key the nodes pinned (``network_admin.pub``)."""
+    identity_dir = Path(data_dir) / IDENTITY_DIR
+    key_path = path or identity_dir / NETWORK_ADMIN_KEY_FILE
+    if not key_path.is_file():
+        raise ConfigError(detail=f"{key_path} is missing; give the network-admin key with --admin-key")
+    key = SigningKey.from_pem(load_private_key_pem(key_path))
+    pinned = _network_admin_public_key(identity_dir)
+    if pinned is not None and key.public_key() != pinned:
+        raise ConfigError(detail=f"{key_path} is not the network-admin key whose public key nodes pinned")
+    return key
 
 
 def identity_exists(data_dir: Path) -> bool:
@@ -127,6 +167,14 @@ def create_identity(
             raise ConfigError(detail=f"cannot create {directory} ({type(exc).__name__})") from exc
     if not (identity_dir / SIGNING_KEY_FILE).exists():
         save_private_key(identity_dir / SIGNING_KEY_FILE, SigningKey.generate().to_pem())
+    if not (identity_dir / NETWORK_ADMIN_PUBLIC_FILE).exists():
+        # Only on a first init (or one from before this key): a key moved offline is not replaced.
+        if (identity_dir / NETWORK_ADMIN_KEY_FILE).exists():
+            admin = SigningKey.from_pem(load_private_key_pem(identity_dir / NETWORK_ADMIN_KEY_FILE))
+        else:
+            admin = SigningKey.generate()
+            save_private_key(identity_dir / NETWORK_ADMIN_KEY_FILE, admin.to_pem())
+        _write_new(identity_dir / NETWORK_ADMIN_PUBLIC_FILE, (admin.public_key().to_text() + "\n").encode("ascii"))
     ca = _ensure_ca(tls)
     if not _pair_present(tls / SERVER_CERT_FILE, tls / SERVER_KEY_FILE):
         cert_pem, key_pem = issue_server_certificate(ca, hostnames=list(hostnames), ip_addresses=list(ip_addresses))

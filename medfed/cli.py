@@ -783,6 +783,185 @@ def coordinator_token_create(
     sys.stdout.write(token + "\n")
 
 
+coordinator_researcher_app = typer.Typer(
+    no_args_is_help=True, help="Researchers: their keys, studies and tokens (signed by the network-admin key)."
+)
+coordinator_app.add_typer(coordinator_researcher_app, name="researcher")
+AdminKeyOption = Annotated[
+    Path | None,
+    typer.Option("--admin-key", help="The network-admin key file [default: the one init wrote in the data dir]."),
+]
+
+
+@coordinator_researcher_app.command("add")
+def coordinator_researcher_add(
+    name: Annotated[str, typer.Argument(help="The researcher's name (letters, digits and ._@:+-).")],
+    public_key: Annotated[Path, typer.Option("--public-key", help="The researcher.pub that researcher init wrote.")],
+    study: Annotated[list[str], typer.Option("--study", help="A study the researcher is a member of (repeatable).")],
+    data_dir: CoordinatorDataDir = None,
+    admin_key: AdminKeyOption = None,
+    valid_days: Annotated[int, typer.Option(min=1, max=3650, help="How long the membership is valid.")] = 365,
+) -> None:
+    """Register a researcher: their membership certificate (signed by the network-admin key) and an API token of
+    role researcher bound to them, printed once."""
+    from common.crypto import VerifyKey
+    from coordinator.identity import load_network_admin_key
+    from coordinator.researchers import add_researcher
+    from coordinator.runtime import open_engine
+
+    try:
+        settings = _coordinator_settings(data_dir)
+        admin = load_network_admin_key(settings.data_dir, admin_key)
+        try:
+            key = VerifyKey.from_text(public_key.read_text(encoding="ascii").strip())
+        except (OSError, UnicodeDecodeError, InputError):
+            raise ConfigError(detail=f"{public_key} is not a researcher public key (researcher.pub)") from None
+        engine = open_engine(settings)
+        try:
+            added = add_researcher(engine, admin, name=name, public_key=key, studies=study, valid_days=valid_days)
+        finally:
+            engine.dispose()
+    except InputError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"researcher {name} added (key {key.fingerprint()}, membership {added.serial}); "
+        "their API token is shown only now:",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    sys.stdout.write(added.token + "\n")
+
+
+@coordinator_researcher_app.command("list")
+def coordinator_researcher_list(data_dir: CoordinatorDataDir = None) -> None:
+    """The registered researchers: name, key fingerprint, revoked or not."""
+    from coordinator.runtime import open_engine
+    from coordinator.store.researchers import list_researchers
+
+    try:
+        engine = open_engine(_coordinator_settings(data_dir))
+        try:
+            found = list_researchers(engine)
+        finally:
+            engine.dispose()
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    for record in found:
+        state = "revoked" if record.revoked_at is not None else "active"
+        sys.stdout.write(f"{record.name}\t{record.key_id}\t{state}\n")
+
+
+@coordinator_researcher_app.command("revoke")
+def coordinator_researcher_revoke(
+    name: Annotated[str, typer.Argument(help="The researcher's name.")],
+    data_dir: CoordinatorDataDir = None,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Revoke a researcher and their token; the new revocation list reaches every node with its next poll or
+    heartbeat, and nodes refuse the researcher's jobs from then on, running ones included."""
+    from coordinator.identity import load_network_admin_key
+    from coordinator.researchers import revoke_researcher
+    from coordinator.runtime import open_engine
+
+    try:
+        settings = _coordinator_settings(data_dir)
+        admin = load_network_admin_key(settings.data_dir, admin_key)
+        engine = open_engine(settings)
+        try:
+            serial = revoke_researcher(engine, admin, name=name)
+        finally:
+            engine.dispose()
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"researcher {name} revoked (revocation list {serial})", markup=False, highlight=False)
+
+
+coordinator_node_app = typer.Typer(no_args_is_help=True, help="Enrolled nodes: list them, revoke one.")
+coordinator_app.add_typer(coordinator_node_app, name="node")
+
+
+@coordinator_node_app.command("list")
+def coordinator_node_list(data_dir: CoordinatorDataDir = None) -> None:
+    """The registered nodes: id, key fingerprint, enrolled or revoked."""
+    from common.crypto import VerifyKey
+    from coordinator.runtime import open_engine
+    from coordinator.store.nodes import list_nodes
+
+    try:
+        engine = open_engine(_coordinator_settings(data_dir))
+        try:
+            found = list_nodes(engine)
+        finally:
+            engine.dispose()
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    for node in found:
+        sys.stdout.write(f"{node.id}\t{VerifyKey.from_text(node.public_key).fingerprint()}\t{node.status}\n")
+
+
+@coordinator_node_app.command("revoke")
+def coordinator_node_revoke(
+    name: Annotated[str, typer.Argument(help="The node's id (or the name it enrolled under).")],
+    data_dir: CoordinatorDataDir = None,
+    admin_key: AdminKeyOption = None,
+) -> None:
+    """Revoke a node: the coordinator refuses its channel and relay calls, and the new revocation list reaches
+    every other node with its next poll or heartbeat; they then mask for no secure sum that names it, answer no
+    record-locator request from it and send it nothing."""
+    from coordinator.identity import load_network_admin_key
+    from coordinator.revocations import revoke_node
+    from coordinator.runtime import open_engine
+
+    try:
+        settings = _coordinator_settings(data_dir)
+        admin = load_network_admin_key(settings.data_dir, admin_key)
+        engine = open_engine(settings)
+        try:
+            revoked = revoke_node(engine, admin, name=name)
+        finally:
+            engine.dispose()
+    except InputError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    state = "revoked" if revoked.changed else "was revoked already"
+    console.print(f"node {revoked.node_id} {state} (revocation list {revoked.serial})", markup=False, highlight=False)
+
+
+researcher_app = typer.Typer(no_args_is_help=True, help="A researcher's own signing key.")
+app.add_typer(researcher_app, name="researcher")
+
+
+@researcher_app.command("init")
+def researcher_init(
+    out: Annotated[Path, typer.Option("--out", help="Where to write researcher.key and researcher.pub.")] = Path("."),
+) -> None:
+    """Create a researcher key pair: researcher.key (mode 0600, signs your jobs) and researcher.pub (give it to
+    the coordinator's admin); print the public key and its fingerprint."""
+    from common.crypto import SigningKey, save_private_key
+
+    key = SigningKey.generate()
+    public = key.public_key()
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if (out / "researcher.pub").exists():
+            raise ConfigError(detail=f"{out / 'researcher.pub'} exists; refusing to replace a researcher key")
+        save_private_key(out / "researcher.key", key.to_pem())
+        (out / "researcher.pub").write_text(public.to_text() + "\n", encoding="ascii")
+    except OSError as exc:
+        raise _fail(ConfigError(detail=f"cannot write to {out} ({type(exc).__name__})")) from None
+    except MedfedError as exc:
+        raise _fail(exc) from None
+    console.print(f"key written to {out / 'researcher.key'} (keep it private)", markup=False, highlight=False)
+    console.print(f"fingerprint: {public.fingerprint()}", markup=False, highlight=False, soft_wrap=True)
+    sys.stdout.write(public.to_text() + "\n")
+
+
 @coordinator_app.command("enrol-code")
 def coordinator_enrol_code(
     node: Annotated[str, typer.Option("--node", help="The name the node will enrol under.")],
@@ -858,18 +1037,27 @@ CaFile = Annotated[
     Path | None, typer.Option("--ca", envvar="MEDFED_CA_FILE", help="The coordinator's CA certificate (PEM).")
 ]
 Token = Annotated[str | None, typer.Option("--token", envvar="MEDFED_TOKEN", help="A researcher or admin API token.")]
+ResearcherKey = Annotated[
+    Path | None,
+    typer.Option("--key", envvar="MEDFED_RESEARCHER_KEY", help="Your researcher.key: signs the job (researcher init)."),
+]
+Study = Annotated[
+    str | None, typer.Option("--study", envvar="MEDFED_STUDY", help="The study the job is for [default: the spec's].")
+]
 JobArg = Annotated[str, typer.Argument(help="The job's id.")]
 WATCH_INTERVAL_S = 0.5
 
 
-def _federation(url: str | None, ca: Path | None, token: str | None) -> Federation:
+def _federation(
+    url: str | None, ca: Path | None, token: str | None, key: Path | None = None, study: str | None = None
+) -> Federation:
     from medfed.sdk import Federation
 
     if not url or ca is None or not token:
         missing = [name for name, value in (("--coordinator", url), ("--ca", ca), ("--token", token)) if not value]
         raise ConfigError(detail=f"missing {', '.join(missing)} (or its MEDFED_* variable)")
     try:
-        return Federation(url, token=token, ca_file=ca)
+        return Federation(url, token=token, ca_file=ca, researcher_key=key, study=study)
     except OSError as exc:
         raise ConfigError(detail=f"cannot read the CA file ({type(exc).__name__})") from None
 
@@ -878,12 +1066,20 @@ def _print_json(value: object) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
-def _job_call(url: str | None, ca: Path | None, token: str | None, call: Callable[[Federation], object]) -> object:
+def _job_call(
+    url: str | None,
+    ca: Path | None,
+    token: str | None,
+    call: Callable[[Federation], object],
+    *,
+    key: Path | None = None,
+    study: str | None = None,
+) -> object:
     """Run ``call`` on a client; map a refusal or an unreachable coordinator to exit 1, bad settings to 3."""
     from medfed.sdk import FederationError
 
     try:
-        with _federation(url, ca, token) as federation:
+        with _federation(url, ca, token, key, study) as federation:
             return call(federation)
     except MedfedError as exc:
         raise _fail(exc) from None
@@ -914,6 +1110,8 @@ def job_submit(
     coordinator: CoordinatorUrl = None,
     ca: CaFile = None,
     token: Token = None,
+    key: ResearcherKey = None,
+    study: Study = None,
     rounds: Annotated[int | None, typer.Option(help="fedavg_mlp: rounds.")] = None,
     local_epochs: Annotated[int | None, typer.Option(help="fedavg_mlp: local epochs per round.")] = None,
     lr: Annotated[float | None, typer.Option(help="fedavg_mlp: learning rate.")] = None,
@@ -923,10 +1121,11 @@ def job_submit(
     round_timeout: Annotated[float | None, typer.Option(help="Seconds one round may take.")] = None,
     seed: Annotated[int | None, typer.Option(help="The job's seed [default: random].")] = None,
 ) -> None:
-    """Submit a job and print it as JSON (its ``id`` names it in the other commands).
+    """Sign a job with your researcher key (--key) and submit it; print it as JSON (its ``id`` names it in the
+    other commands).
 
     The job is a spec file (any kind; ``analysis`` jobs are written this way) or ``--kind`` with options;
-    the options below override the file's fields.
+    the options below override the file's fields. It is signed for --study (default: the spec's study).
     """
     if (spec_file is None) == (kind is None):
         raise _fail(ConfigError(detail="give a spec file or --kind, not both or neither"))
@@ -944,7 +1143,9 @@ def job_submit(
     except ConfigError as exc:
         raise _fail(exc) from None
     spec = {**base, **{key: value for key, value in options.items() if value is not None}}
-    _print_json(_job_call(coordinator, ca, token, lambda federation: federation.submit(spec, seed=seed)))
+    _print_json(
+        _job_call(coordinator, ca, token, lambda federation: federation.submit(spec, seed=seed), key=key, study=study)
+    )
 
 
 @job_app.command("status")
@@ -965,17 +1166,23 @@ def job_results(
     model: Annotated[
         Path | None, typer.Option(help="Also write a learning job's final model to this file (a torch state_dict).")
     ] = None,
+    model_round: Annotated[
+        int | None, typer.Option("--round", min=1, help="With --model: the model after this round, not the last.")
+    ] = None,
 ) -> None:
     """Print an ended job's result (or its error) as JSON; exit 1 while it runs.
 
     With ``--plot``, a histogram's bars or a Kaplan-Meier curve with numbers at risk go to a PNG file;
     exit 1 when the job has no such result. With ``--model``, the model the job saved after its last round
-    goes to a file for ``torch.load(path, weights_only=True)``; exit 1 when the job saved none.
+    goes to a file for ``torch.load(path, weights_only=True)`` (``--round K``: the model after round K, kept
+    by the coordinator for every round within its retention budget); exit 1 when the job saved none.
     """
     outcome = _job_call(coordinator, ca, token, lambda federation: federation.results(job))
     _print_json(outcome)
     if model is not None:
-        saved = _job_call(coordinator, ca, token, lambda federation: federation.save_model(job, model))
+        saved = _job_call(
+            coordinator, ca, token, lambda federation: federation.save_model(job, model, round=model_round)
+        )
         assert isinstance(saved, tuple)
         console.print(f"model of round {saved[0]} written to {model}", markup=False, highlight=False)
     if plot is not None:

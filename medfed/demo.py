@@ -7,6 +7,10 @@ federated count, a histogram of HbA1c over each node's lab view (released under 
 control) and a FedAvg job through the coordinator's API, prints the results and the console
 URL, and then shuts everything down — or, with ``--keep-running``, leaves it up until Ctrl-C.
 Every process is stopped by its own handle.
+
+The jobs are signed, as every job is (``docs/trust.md``): the demo registers a researcher (its key and
+token under ``<dir>/researcher``, reused on the next run) in study ``demo``, and submits through the SDK,
+which signs with that key; each node verifies the signature against the network-admin key it pinned.
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ from typing import Any
 
 import httpx
 
-from common.crypto import client_ssl_context
+from common.crypto import SigningKey, client_ssl_context, save_private_key
 from common.errors import ErrorCode, InternalError
 from coordinator.config import CoordinatorSettings
-from coordinator.identity import CoordinatorIdentity
+from coordinator.identity import CA_CERT_FILE, TLS_DIR, CoordinatorIdentity, load_network_admin_key
+from coordinator.researchers import add_researcher
 from coordinator.runtime import init_coordinator
 from coordinator.store.enrolment import create_enrolment_code
 from coordinator.store.tokens import Role, create_token
+from medfed.sdk import Federation
 from node.config import NodeSettings
 from node.fhir.ingest import ingest_paths
 from node.generator import generate
@@ -44,6 +50,7 @@ __all__ = ["run_demo"]
 SITES = ("St Mary", "Riverside", "Northfield")
 READY_TIMEOUT_S = 120.0
 JOB_TIMEOUT_S = 600.0
+STUDY = "demo"
 
 
 def _free_port() -> int:
@@ -142,19 +149,38 @@ def _histogram_lines(job: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _run_job(api: httpx.Client, spec: dict[str, Any], seed: int, say: Callable[[str], None]) -> dict[str, Any]:
-    job = api.post("/api/jobs", json={"spec": spec, "seed": seed})
-    job.raise_for_status()
-    job_id = job.json()["id"]
+def _researcher(root: Path, engine: Any, coordinator_dir: Path) -> tuple[Path, str]:
+    """The demo researcher's key file and token: registered on the first run, read from ``root/researcher`` after."""
+    directory = root / "researcher"
+    key_file, token_file = directory / "researcher.key", directory / "token"
+    if key_file.is_file() and token_file.is_file():
+        return key_file, token_file.read_text(encoding="ascii").strip()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = SigningKey.generate()
+    added = add_researcher(
+        engine,
+        load_network_admin_key(coordinator_dir),
+        name=f"demo-researcher-{os.urandom(3).hex()}",  # a fresh name if an earlier run lost its files
+        public_key=key.public_key(),
+        studies=[STUDY],
+    )
+    key_file.unlink(missing_ok=True)
+    save_private_key(key_file, key.to_pem())
+    token_file.unlink(missing_ok=True)
+    save_private_key(token_file, added.token.encode("ascii"))  # written 0600, like a key
+    return key_file, added.token
+
+
+def _run_job(researcher: Federation, spec: dict[str, Any], seed: int, say: Callable[[str], None]) -> dict[str, Any]:
+    job_id = researcher.submit(spec, seed=seed)["id"]  # signed with the researcher's key
     deadline = time.monotonic() + JOB_TIMEOUT_S
     while time.monotonic() < deadline:
-        status: dict[str, Any] = api.get(f"/api/jobs/{job_id}").json()
+        status: dict[str, Any] = researcher.job(job_id)
         if status["status"] in ("succeeded", "failed", "cancelled"):
             if status["status"] != "succeeded":
                 say(f"  job {spec['kind']} {status['status']}: {status.get('error')}")
                 return status
-            results: dict[str, Any] = api.get(f"/api/jobs/{job_id}/results").json()
-            return results
+            return researcher.results(job_id)
         time.sleep(0.5)  # polling the API for a job's end, as `medfed job watch` does
     raise InternalError(ErrorCode.INTERNAL, detail="a demo job did not finish in time")
 
@@ -183,12 +209,22 @@ def run_demo(
         identity = CoordinatorIdentity.load(coordinator.data_dir)
         url = f"https://127.0.0.1:{port}"
         _, admin_token = create_token(engine, role=Role.ADMIN, label="demo")
+        key_file, researcher_token = _researcher(root, engine, coordinator.data_dir)
         say(f"coordinator: {url} (private CA {identity.ca_fingerprint[:23]}...)")
         processes.start(
             ["coordinator", "start", "--data-dir", str(coordinator.data_dir), "--port", str(port), "--no-advertise"],
             root / "coordinator.log",
         )
         api = cleanup.enter_context(_client(url, identity, admin_token))
+        researcher = cleanup.enter_context(
+            Federation(
+                url,
+                token=researcher_token,
+                ca_file=coordinator.data_dir / TLS_DIR / CA_CERT_FILE,
+                researcher_key=key_file,
+                study=STUDY,
+            )
+        )
 
         def coordinator_up() -> bool:
             with contextlib.suppress(httpx.HTTPError):
@@ -224,14 +260,14 @@ def run_demo(
 
         _wait_for(nodes_online, "the nodes to come online", processes)
         say("all nodes online; running a federated count ...")
-        count = _run_job(api, {"kind": "count"}, seed, say)
+        count = _run_job(researcher, {"kind": "count"}, seed, say)
         say(f"  patients across the network: {(count.get('result') or {}).get('total')}")
         say("running a federated histogram of HbA1c from each node's lab_observations view ...")
-        histogram = _run_job(api, HBA1C_HISTOGRAM, seed, say)
+        histogram = _run_job(researcher, HBA1C_HISTOGRAM, seed, say)
         for line in _histogram_lines(histogram):
             say(line)
         say(f"running FedAvg of an MLP, {rounds} rounds ...")
-        fedavg = _run_job(api, {"kind": "fedavg_mlp", "rounds": rounds, "quorum": len(SITES)}, seed, say)
+        fedavg = _run_job(researcher, {"kind": "fedavg_mlp", "rounds": rounds, "quorum": len(SITES)}, seed, say)
         result = fedavg.get("result") or {}
         metrics = result.get("evaluate_metrics", {})
         if metrics:

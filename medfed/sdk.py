@@ -1,8 +1,14 @@
 """``from medfed.sdk import Federation``: a small client of the coordinator's jobs API.
 
 httpx over TLS that trusts only the coordinator's CA (the file ``medfed coordinator init`` wrote, or the
-one a node pinned), with a bearer token from ``medfed coordinator token create``. Every method returns
-the API's JSON; an error answer raises :class:`FederationError` with its code and public message.
+one a node pinned), with the bearer token ``medfed coordinator researcher add`` printed. Every method
+returns the API's JSON; an error answer raises :class:`FederationError` with its code and public message.
+
+Jobs are signed: ``Federation(url, token=..., ca_file=..., researcher_key=PATH, study=S)`` signs every
+job it submits with the researcher's key (``medfed researcher init``) for study ``S`` (or the study a spec
+names, or ``submit(..., study=...)``). The spec is signed in the normal form the coordinator stores —
+every default filled in — because each node compares the job's messages to it field by field
+(``docs/trust.md``).
 
 Analyses: :meth:`Federation.analyse` submits an ``analysis`` job, waits for it and returns its result
 as a pandas DataFrame (:mod:`medfed.results`: suppression flags and the nodes' disclosure metadata);
@@ -19,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from common.crypto import client_ssl_context
+from common.crypto import SigningKey, client_ssl_context, load_private_key_pem
+from common.errors import MedfedError
+from common.trust import sign_job
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,8 +50,20 @@ class FederationError(Exception):
 class Federation:
     """The coordinator at ``url`` as one token holder sees it."""
 
-    def __init__(self, url: str, *, token: str, ca_file: Path | str, timeout: float = 30.0) -> None:
-        """Raises OSError when the CA file cannot be read."""
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str,
+        ca_file: Path | str,
+        researcher_key: Path | str | None = None,
+        study: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        """Raises OSError when the CA file cannot be read, ConfigError when the key file is not a private key
+        that only its owner may read. Without ``researcher_key`` the client reads, but cannot submit."""
+        self._key = None if researcher_key is None else SigningKey.from_pem(load_private_key_pem(Path(researcher_key)))
+        self._study = study
         context = client_ssl_context(Path(ca_file).read_bytes())
         self._client = httpx.Client(
             base_url=url.rstrip("/"),
@@ -80,9 +100,35 @@ class Federation:
             raise FederationError(response.status_code, "invalid_response", "the answer is not a JSON object")
         return payload
 
-    def submit(self, spec: dict[str, Any], *, seed: int | None = None) -> dict[str, Any]:
-        """Submit a job (``spec`` with a ``kind``); the job as recorded, with its ``id``."""
-        body: dict[str, Any] = {"spec": spec}
+    def sign(self, spec: Mapping[str, Any], *, study: str | None = None) -> dict[str, Any]:
+        """The signed job document of ``spec`` (normalised as the coordinator stores it) for ``study`` (default:
+        the spec's study, else this client's); FederationError ``job_not_signed`` without a key or a study,
+        ``invalid_request`` for a spec the coordinator would refuse."""
+        if self._key is None:
+            raise FederationError(0, "job_not_signed", "jobs are signed: give Federation(researcher_key=...)")
+        chosen = study or spec.get("study") or self._study
+        if not isinstance(chosen, str):
+            raise FederationError(0, "job_not_signed", "name the job's study (Federation(study=...) or study=...)")
+        # The one shared definition of the built-in kinds and their defaults (medfed is the face: it may).
+        from coordinator.federation.jobs.specs import parse_spec
+
+        try:
+            normal = parse_spec(dict(spec)).model_dump(mode="json")
+            return sign_job(self._key, normal, study=chosen)
+        except MedfedError as exc:
+            hints = "; ".join(exc.hints)
+            raise FederationError(400, str(exc.code), f"{exc.public_message} {hints}".strip()) from None
+
+    def submit(self, spec: dict[str, Any], *, seed: int | None = None, study: str | None = None) -> dict[str, Any]:
+        """Sign and submit a job (``spec`` with a ``kind``); the job as recorded, with its ``id``."""
+        body: dict[str, Any] = {"signed": self.sign(spec, study=study)}
+        if seed is not None:
+            body["seed"] = seed
+        return self._call("POST", "/api/jobs", body)
+
+    def submit_signed(self, signed: dict[str, Any], *, seed: int | None = None) -> dict[str, Any]:
+        """Submit a job document signed already (:meth:`sign`); the job as recorded."""
+        body: dict[str, Any] = {"signed": signed}
         if seed is not None:
             body["seed"] = seed
         return self._call("POST", "/api/jobs", body)
@@ -104,9 +150,11 @@ class Federation:
         """Cancel a job that has not ended."""
         return self._call("POST", f"/api/jobs/{job_id}/cancel")
 
-    def submit_analysis(self, spec: Mapping[str, Any], *, seed: int | None = None) -> dict[str, Any]:
-        """Submit an ``analysis`` job spec (``kind`` may be left out); the job as recorded."""
-        return self.submit({**dict(spec), "kind": "analysis"}, seed=seed)
+    def submit_analysis(
+        self, spec: Mapping[str, Any], *, seed: int | None = None, study: str | None = None
+    ) -> dict[str, Any]:
+        """Sign and submit an ``analysis`` job spec (``kind`` may be left out); the job as recorded."""
+        return self.submit({**dict(spec), "kind": "analysis"}, seed=seed, study=study)
 
     def wait(self, job_id: str, *, timeout: float = 600.0, interval: float = 0.2) -> dict[str, Any]:
         """The job once it has ended (polled every ``interval`` s); FederationError ``timeout`` after ``timeout`` s."""
@@ -157,13 +205,15 @@ class Federation:
         self.wait(job["id"], timeout=timeout)
         return self.analysis_result(job["id"])
 
-    def model_bytes(self, job_id: str) -> tuple[bytes, int, bool]:
+    def model_bytes(self, job_id: str, *, round: int | None = None) -> tuple[bytes, int, bool]:
         """The job's saved model (model bytes, :mod:`common.models.checkpoints`), its round, and whether final.
 
-        The model saved after the job's last completed round: the final model once the job succeeded.
+        The model saved after the job's last completed round (the final model once the job succeeded), or
+        after ``round`` when given (the coordinator keeps every round's model within its retention budget).
         """
+        params = {} if round is None else {"round": round}
         try:
-            response = self._client.get(f"/api/jobs/{job_id}/model")
+            response = self._client.get(f"/api/jobs/{job_id}/model", params=params)
         except httpx.HTTPError as exc:
             raise FederationError(0, "unreachable", type(exc).__name__) from None
         if response.is_error:
@@ -178,14 +228,15 @@ class Federation:
             (response.headers.get("X-Medfed-Final") == "true"),
         )
 
-    def save_model(self, job_id: str, path: Path | str) -> tuple[int, bool]:
-        """Write the job's saved model to ``path`` as a torch ``state_dict`` file; its round and finality.
+    def save_model(self, job_id: str, path: Path | str, *, round: int | None = None) -> tuple[int, bool]:
+        """Write the job's saved model (of ``round``, default the last) to ``path`` as a torch ``state_dict``
+        file; its round and finality.
 
         Load it with ``torch.load(path, weights_only=True)`` (or
         :func:`common.models.checkpoints.load_state_dict`) and ``model.load_state_dict(...)``.
         """
         from common.models.checkpoints import save_state_dict, state_dict_from_bytes
 
-        data, server_round, final = self.model_bytes(job_id)
+        data, server_round, final = self.model_bytes(job_id, round=round)
         save_state_dict(state_dict_from_bytes(data), Path(path))
         return server_round, final

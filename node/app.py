@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from common.limits import AuthFailureGuard, TokenBucketLimiter
 from node.api.audit_middleware import audit_calls
 from node.api.errors import install_error_handlers
 from node.api.routes import admin, fhir, health
@@ -56,6 +57,10 @@ def create_app(settings: NodeSettings) -> FastAPI:
     app.state.service = FhirService(engine, default_count=settings.default_page_size, max_count=settings.max_page_size)
     app.state.audit_log = AuditLog.open(engine, settings.data_dir)  # every call with a token is an entry
     app.state.policy = PolicyGate(engine, app.state.audit_log, settings.policy_path)
+    app.state.auth_guard = AuthFailureGuard(
+        burst=settings.auth_failure_burst, refill_per_s=settings.auth_failure_refill_per_s
+    )
+    app.state.locate_limiter = TokenBucketLimiter(rate_per_s=settings.locate_refill_per_s, burst=settings.locate_burst)
     install_error_handlers(app)
     app.middleware("http")(audit_calls)
     app.include_router(health.router)

@@ -42,6 +42,15 @@ class NodeSettings(BaseSettings):
         default=None,
         description="The node's policy (YAML, see deploy/policy.example.yaml); unset means <data_dir>/policy.yaml.",
     )
+    signed_job_max_age_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        le=30 * 24 * 3600.0,
+        description="How old a researcher's signature may be when a job first reaches the node (docs/trust.md).",
+    )
+    signed_job_max_skew_s: float = Field(
+        default=300.0, ge=0, le=3600.0, description="How far in the future a signature may be dated (clock skew)."
+    )
     audit_receipt_interval_s: float = Field(
         default=300.0,
         gt=0,
@@ -52,6 +61,16 @@ class NodeSettings(BaseSettings):
         ge=1,
         le=256,
         description="torch threads for a federated training job's local work (the FHIR API keeps the rest).",
+    )
+    auth_failure_burst: float = Field(
+        default=20.0, gt=0, description="Failed bearer tokens one client address may send at once (then 429)."
+    )
+    auth_failure_refill_per_s: float = Field(
+        default=1.0, gt=0, description="How fast a client address earns back failed attempts (per second)."
+    )
+    locate_burst: float = Field(default=30.0, gt=0, description="Record-locator lookups one token may make at once.")
+    locate_refill_per_s: float = Field(
+        default=0.5, gt=0, description="Record-locator lookups one token earns back per second."
     )
     tls_cert: Path | None = Field(default=None, description="PEM certificate (chain) to serve the API over HTTPS.")
     tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert.")

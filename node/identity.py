@@ -5,11 +5,14 @@ After enrolment the node's data directory holds, all mode 0600 in ``identity/`` 
     node_signing.key   Ed25519 private key, PKCS#8 PEM: signs every request to the coordinator
     node_sealing.key   X25519 private key, PKCS#8 PEM: opens what is sealed to this node
     coordinator.json   {"coordinator_url", "ca_pem", "ca_fingerprint", "coordinator_public_key",
-                        "node_id", "flower_node_id", "enrolled_at"}
+                        "network_admin_public_key", "node_id", "flower_node_id", "enrolled_at"}
 
 ``ca_pem`` is the coordinator's CA certificate (PEM text), ``ca_fingerprint`` its
 ``"sha256:<hex>"`` fingerprint, ``coordinator_public_key`` the coordinator's Ed25519 key (base64url),
-``enrolled_at`` an ISO 8601 UTC time.
+``network_admin_public_key`` the network-admin Ed25519 key (base64url) that signs researchers'
+membership certificates and revocation lists (``docs/trust.md``), ``enrolled_at`` an ISO 8601 UTC time.
+An identity written before the network-admin key existed has none; it loads, and the node refuses
+every job with ``trust_not_configured`` until it is enrolled again.
 
 Enrolment (:func:`enrol`) pins before it trusts:
 
@@ -153,6 +156,7 @@ class NodeIdentity:
     enrolled_at: datetime
     signing_key: SigningKey = field(repr=False)
     sealing_key: SealingKey = field(repr=False)
+    network_admin_public_key: VerifyKey | None = None  # None: enrolled before the key existed (runs no jobs)
 
     @classmethod
     def load(cls, data_dir: Path) -> NodeIdentity | None:
@@ -174,12 +178,17 @@ class NodeIdentity:
                 enrolled_at=datetime.fromisoformat(document["enrolled_at"]),
                 signing_key=SigningKey.from_pem(load_private_key_pem(directory / SIGNING_KEY_FILE)),
                 sealing_key=SealingKey.from_pem(load_private_key_pem(directory / SEALING_KEY_FILE)),
+                network_admin_public_key=_optional_key(document.get("network_admin_public_key")),
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, InputError):
             raise ConfigError(detail=f"{path} is damaged; enrol the node again") from None
         if identity.ca_fingerprint != document.get("ca_fingerprint"):
             raise ConfigError(detail=f"{path} holds a CA that does not match its fingerprint")
         return identity
+
+
+def _optional_key(value: object) -> VerifyKey | None:
+    return None if value is None else VerifyKey.from_text(_text(value))
 
 
 def _text(value: object) -> str:
@@ -324,11 +333,13 @@ def enrol(
         timeout_s=timeout_s,
     )
     try:
+        admin_key = _optional_key(answer.get("network_admin_public_key"))
         record = {
             "coordinator_url": url,
             "ca_pem": ca_pem.decode("ascii"),
             "ca_fingerprint": parsed.fingerprint,
             "coordinator_public_key": VerifyKey.from_text(answer["coordinator_public_key"]).to_text(),
+            "network_admin_public_key": None if admin_key is None else admin_key.to_text(),
             "node_id": _text(answer["node_id"]),
             "flower_node_id": _integer(answer["flower_node_id"]),
             "enrolled_at": datetime.now(UTC).isoformat(timespec="seconds"),

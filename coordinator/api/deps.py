@@ -3,6 +3,10 @@
 Roles: ``admin`` runs the network; ``observer`` watches it (nodes, jobs, rounds) and changes
 nothing; ``researcher`` submits jobs and reads their results. The operational view of the nodes
 (online state, versions, clock skew) is for admins and observers, not researchers.
+
+Bearer tokens (and console logins) are checked against :class:`common.limits.AuthFailureGuard`
+(``app.state.auth_guard``) before the lookup: a client address that sent too many refused tokens gets
+429 for unknown tokens without a database lookup, while tokens that authenticated before keep working.
 """
 
 from __future__ import annotations
@@ -14,10 +18,19 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
 from common.errors import AccessError, ErrorCode
+from common.limits import AuthFailureGuard
 from coordinator.config import CoordinatorSettings
 from coordinator.store.tokens import Principal, Role, authenticate
 
-__all__ = ["Admin", "Authenticated", "EngineDep", "NetworkViewer", "SettingsDep"]
+__all__ = [
+    "Admin",
+    "Authenticated",
+    "EngineDep",
+    "NetworkViewer",
+    "SettingsDep",
+    "authenticate_token",
+    "client_address",
+]
 
 
 def _engine(request: Request) -> Engine:
@@ -30,10 +43,35 @@ def _settings(request: Request) -> CoordinatorSettings:
     return settings
 
 
+def client_address(request: Request) -> str:
+    """The peer's address (behind a reverse proxy: the proxy's, shared by everyone behind it)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def authenticate_token(request: Request, token: str | None) -> Principal:
+    """The principal of an API token sent with ``request``, counting refusals per client address.
+
+    Blocking (a database lookup). Raises AccessError (401) for a missing, unknown or revoked token, and
+    InputError(RATE_LIMITED) (429, no lookup) for an unknown token from an address over its budget.
+    """
+    if not token:
+        raise AccessError(ErrorCode.UNAUTHENTICATED)
+    guard: AuthFailureGuard = request.app.state.auth_guard
+    address = client_address(request)
+    guard.check(address, token)
+    try:
+        principal = authenticate(request.app.state.engine, token=token)
+    except AccessError:
+        guard.failed(address)
+        raise
+    guard.succeeded(token)
+    return principal
+
+
 def _principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    principal = authenticate(request.app.state.engine, token=token.strip() if scheme.lower() == "bearer" else None)
+    principal = authenticate_token(request, token.strip() if scheme.lower() == "bearer" else None)
     request.state.principal = principal
     return principal
 

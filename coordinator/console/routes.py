@@ -1,10 +1,11 @@
 """The console's routes under ``/console``: login and logout, the pages, their JSON and static files.
 
-Pages need a session (else 303 to the login page) and the API's roles: admins and observers see
-nodes; every role sees jobs. The JSON under ``/console/api`` answers 401 without a session and is
-what ``static/console.js`` polls every second. Login and logout are form POSTs guarded by the
-SameSite=Strict cookie and an Origin check (the request's own origin, nothing else). Every console
-response carries ``Content-Security-Policy: default-src 'self'`` and is not cached.
+Pages need a session (else 303 to the login page) and the API's roles: admins and observers see nodes;
+every role sees jobs. The JSON under ``/console/api`` answers 401 without a session and is what
+``static/console.js`` polls every second. Failed logins count against the client address like refused
+API tokens (:func:`coordinator.api.deps.authenticate_token`: 429 past the budget). Login and logout are
+form POSTs guarded by the SameSite=Strict cookie and an Origin check (the request's own origin, nothing
+else). Every console response carries ``Content-Security-Policy: default-src 'self'`` and is not cached.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.routing import APIRoute
 
 from common.errors import AccessError, ErrorCode, MedfedError, NotFoundError
+from coordinator.api.deps import authenticate_token
 from coordinator.console import pages, views
 from coordinator.console.sessions import SessionStore
 from coordinator.store.db import now_micros
 from coordinator.store.jobs import get_job, list_job_nodes, list_jobs, list_rounds
 from coordinator.store.nodes import list_nodes
-from coordinator.store.tokens import Principal, Role, authenticate
+from coordinator.store.tokens import Principal, Role
 
 __all__ = ["COOKIE", "CSP", "router", "sessions"]
 
@@ -158,9 +160,9 @@ async def login(request: Request) -> Response:
     except ValueError:  # too many fields
         token = None
     try:
-        principal = await run_in_threadpool(authenticate, request.app.state.engine, token=token)
-    except MedfedError:
-        return HTMLResponse(pages.login_page(refused=True), status_code=401)
+        principal = await run_in_threadpool(authenticate_token, request, token)
+    except MedfedError as refused:  # 401, or 429 for an address over its budget of failed logins
+        return HTMLResponse(pages.login_page(refused=True), status_code=refused.status)
     store = sessions(request)
     session_id = store.create(principal)
     response = _redirect(_landing(principal))

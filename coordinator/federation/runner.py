@@ -8,7 +8,8 @@ its own :class:`~coordinator.federation.grid.MedfedGrid` over its own
 What the runner writes to the store, per job: the status (``running``, then ``succeeded`` with a result,
 ``failed`` with a reason, or ``cancelled``), one row per round (``start_round`` / ``finish_round`` with
 the per-node outcome and reply time of its last attempt), each node's part in the job, and, for FedAvg,
-the state after every round (``save_job_state``), from which :meth:`JobRunner.start` resumes jobs that a
+the state after every round (``save_job_state``, with the round's model kept by
+:mod:`coordinator.store.checkpoints` in the same transaction), from which :meth:`JobRunner.start` resumes jobs that a
 restart left ``running``. A resumed job first drops its unanswered messages (the interrupted round is
 run again with new message ids; see :mod:`coordinator.federation.driver`).
 
@@ -46,8 +47,8 @@ from coordinator.federation.jobs.count import count_by_node
 from coordinator.federation.jobs.learning import privacy_report
 from coordinator.federation.jobs.specs import AnalysisSpec, CountSpec, FedAvgMlpSpec, LearningSpec, parse_spec
 from coordinator.federation.notifier import ChannelNotifier
-from coordinator.store import jobs, messages, nodes
-from coordinator.store.db import now_micros
+from coordinator.store import checkpoints, jobs, messages, nodes
+from coordinator.store.db import now_micros, write_transaction
 
 __all__ = ["AfterRound", "JobRunner"]
 
@@ -74,8 +75,11 @@ class JobRunner:
         *,
         offline_after_s: float,
         after_round: AfterRound | None = None,
+        checkpoint_budget_bytes: int = checkpoints.DEFAULT_BUDGET_BYTES,
     ) -> None:
+        """``checkpoint_budget_bytes``: bytes of per-round models a job keeps (:mod:`coordinator.store.checkpoints`)."""
         self._engine = engine
+        self._checkpoint_budget_bytes = checkpoint_budget_bytes
         self._notifier = notifier
         self._offline_after_s = offline_after_s
         self._after_round = after_round
@@ -256,7 +260,7 @@ class JobRunner:
             grid,
             spec,
             seed=job.seed,
-            observer=_Observer(self, job.id),
+            observer=_Observer(self, job.id, rounds=spec.rounds),
             eligible=(lambda ids: [i for i in ids if i in members]) if members else None,
         )
         final = driver.run(state)
@@ -409,9 +413,10 @@ class _AnalysisObserver:
 class _Observer:
     """The driver's view of the store for one job."""
 
-    def __init__(self, runner: JobRunner, job_id: str) -> None:
+    def __init__(self, runner: JobRunner, job_id: str, *, rounds: int) -> None:
         self._runner = runner
         self._job_id = JobId(job_id)
+        self._rounds = rounds
 
     def round_started(self, server_round: int, *, attempt: int, deadline: float) -> None:
         if attempt == 1:
@@ -427,15 +432,23 @@ class _Observer:
             self._runner._after_round(self._job_id, server_round)
 
     def state_saved(self, state: DriverState) -> None:
-        jobs.save_job_state(
-            self._runner._engine,
-            job_id=self._job_id,
-            round=state.round,
-            arrays=encode_arrays(state.arrays),
-            strategy_state=state.strategy_bytes(),
-            rng_state=state.rng_bytes(),
-            now=now_micros(),
+        """The state to resume from and, when retention keeps the round, its model: in one transaction."""
+        arrays, now = encode_arrays(state.arrays), now_micros()
+        interval = checkpoints.checkpoint_interval(
+            rounds=self._rounds, model_bytes=len(arrays), budget_bytes=self._runner._checkpoint_budget_bytes
         )
+        with write_transaction(self._runner._engine) as conn:
+            if checkpoints.keeps_round(state.round, rounds=self._rounds, interval=interval):
+                checkpoints.save_checkpoint(conn, job_id=self._job_id, round=state.round, arrays=arrays, now=now)
+            jobs.save_job_state(
+                conn,
+                job_id=self._job_id,
+                round=state.round,
+                arrays=arrays,
+                strategy_state=state.strategy_bytes(),
+                rng_state=state.rng_bytes(),
+                now=now,
+            )
 
     def should_stop(self) -> bool:
         return self._runner._stop_requested(self._job_id)

@@ -39,13 +39,18 @@ __all__ = [
     "IndexToken",
     "IndexVariant",
     "Job",
+    "JobCheckpoint",
     "JobNode",
     "JobRound",
+    "JobSignature",
     "JobState",
     "Node",
     "NodeKeyCertificate",
     "RelayMessage",
     "RequestNonce",
+    "Researcher",
+    "ResearcherMembership",
+    "RevocationList",
 ]
 
 _REGISTRY = registry()
@@ -210,6 +215,17 @@ class JobState(CoordinatorTable, table=True):
     updated_at: int = Field(sa_type=_micros())
 
 
+class JobCheckpoint(CoordinatorTable, table=True):
+    """A job's global model after one round, kept for export (``coordinator/store/checkpoints.py``)."""
+
+    __tablename__ = "job_checkpoint"
+
+    job_id: str = Field(primary_key=True, max_length=64, foreign_key="job.id")
+    round: int = Field(primary_key=True)
+    arrays: bytes = Field(sa_type=sa.LargeBinary())
+    saved_at: int = Field(sa_type=_micros())
+
+
 # The pseudonymous patient index (coordinator/store/index.py) and the record locator's relay and key
 # certificates (coordinator/store/relay.py). Tokens are stored re-keyed under the coordinator's own
 # secret, as 32 raw bytes; a record is known only by the opaque reference its node chose.
@@ -334,3 +350,54 @@ class AuditReceipt(CoordinatorTable, table=True):
     receipt: str = Field(sa_type=sa.Text())  # the signed JSON, exactly as the node sent it
     conflicts: int = 0  # receipts with a lower seq, or another hash at the same seq (rollback, rewrite)
     last_conflict_at: int | None = Field(default=None, sa_type=_micros())
+
+
+# Researchers and signed jobs (coordinator/store/researchers.py, docs/trust.md): the network-admin key signs
+# each researcher's membership certificate and every revocation list; a job keeps the document its
+# researcher signed, which nodes verify for themselves.
+
+
+class Researcher(CoordinatorTable, table=True):
+    """A registered researcher: their name, Ed25519 key and the API token bound to them."""
+
+    __tablename__ = "researcher"
+
+    name: str = Field(primary_key=True, max_length=64)
+    public_key: str = Field(max_length=64)  # base64url
+    key_id: str = Field(max_length=80, unique=True)  # sha256:<hex> of the key, as signed jobs name it
+    token_id: int = Field(foreign_key="coordinator_api_token.id", index=True)
+    created_at: int = Field(sa_type=_micros())
+    revoked_at: int | None = Field(default=None, sa_type=_micros())
+
+
+class ResearcherMembership(CoordinatorTable, table=True):
+    """A membership certificate issued to a researcher (the newest unexpired one is sent with their jobs)."""
+
+    __tablename__ = "researcher_membership"
+
+    serial: int | None = Field(default=None, primary_key=True)
+    researcher: str = Field(max_length=64, foreign_key="researcher.name", index=True)
+    certificate: str = Field(sa_type=sa.Text())  # the signed JSON document
+    issued_at: int = Field(sa_type=_micros())
+    expires_at: int = Field(sa_type=_micros())
+
+
+class RevocationList(CoordinatorTable, table=True):
+    """One signed revocation list; the one with the highest serial is the network's current list."""
+
+    __tablename__ = "researcher_revocation_list"
+
+    serial: int = Field(primary_key=True, sa_type=sa.BigInteger(), sa_column_kwargs={"autoincrement": False})
+    document: str = Field(sa_type=sa.Text())  # the signed JSON document
+    created_at: int = Field(sa_type=_micros())
+
+
+class JobSignature(CoordinatorTable, table=True):
+    """The signed document a job was submitted with (a signed document is accepted once: its digest is unique)."""
+
+    __tablename__ = "job_signature"
+
+    job_id: str = Field(primary_key=True, max_length=64, foreign_key="job.id")
+    researcher: str = Field(max_length=64, foreign_key="researcher.name", index=True)
+    digest: str = Field(max_length=64, unique=True)  # hex SHA-256 of the signed body
+    document: str = Field(sa_type=sa.Text())  # the signed JSON document, as submitted

@@ -79,6 +79,7 @@ class AuditKind(StrEnum):
     JOB_APPROVED = "job.approved"
     JOB_REJECTED = "job.rejected"
     JOB_TIMED_OUT = "job.timed_out"
+    JOB_REFUSED = "job.refused"  # refused before any policy: its signature, researcher, freshness or a message
     RESULT_HELD = "result.held"
     RESULT_RELEASED = "result.released"
     RESULT_WITHHELD = "result.withheld"

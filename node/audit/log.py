@@ -176,6 +176,28 @@ class AuditLog:
         first, second = store.append_entries(self.engine, [received, decided])
         return first, second
 
+    def job_refused(
+        self,
+        *,
+        job_id: str,
+        code: str,
+        hints: Sequence[str] = (),
+        researcher: str | None = None,
+        study: str | None = None,
+        message_id: str | None = None,
+    ) -> ChainRow:
+        """A job (or one message of it) refused before it could run: the reason's catalog code and its
+        location-only hints (``docs/trust.md``); ``researcher`` and ``study`` once the signature verified."""
+        details = {
+            "job_id": job_id,
+            "code": code,
+            "hints": list(hints)[:10],
+            "researcher": researcher,
+            "study": study,
+            "message_id": message_id,
+        }
+        return self.append(AuditKind.JOB_REFUSED, actor=NODE_ACTOR, details=details)
+
     def job_decided_by_person(self, *, job_id: str, approved: bool, actor: str, note: str | None = None) -> ChainRow:
         """A person approved or rejected a job that waited for them."""
         kind = AuditKind.JOB_APPROVED if approved else AuditKind.JOB_REJECTED

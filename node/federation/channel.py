@@ -24,6 +24,13 @@ always passes it — a runner built without one, as the channel's own tests do, 
   coordinator learns why rather than waiting out its deadline. Held messages do not survive a restart
   (they were acknowledged); the job fails by its deadline, and its approval stays in the queue.
 
+Revocation lists come with poll answers that carry messages and with heartbeat answers (``revocations``);
+each is handed to the admissions' :class:`~node.trust.JobTrust` *before* the messages it came with are
+dispatched, which keeps it only if the pinned network-admin key signed it and it is not older than the
+list held, so a revocation reaches the very next message of a running job. A message of a secure round that
+names a node on that list among its participants is refused ``node_revoked`` before its app reads it
+(:mod:`node.federation.participants`): the node masks for no round a revoked node takes part in.
+
 Failures to reach the coordinator back off with jittered exponential delays (tenacity's
 ``wait_random_exponential``) and never end the loop; waiting is on the stop event, so ``stop()`` is
 prompt. Logs carry counts, codes and durations — never message contents or identifiers.
@@ -41,12 +48,15 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from flwr.app import Message
 from sqlalchemy.engine import Engine
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 
 from common.errors import ErrorCode, InputError, MedfedError
 from common.models import model_names
-from node.federation.host import ClientAppHost
+from node.federation.binding import message_problems
+from node.federation.host import ClientAppHost, MessageRefusal
+from node.federation.participants import round_participants
 from node.policy.admission import Admission, JobAdmissions, Verdict
 from node.store.federation import get_reply, keep_reply
 
@@ -190,10 +200,16 @@ class ChannelRunner:
                 "node_time": self._clock(),
             }
             try:
-                self._post("/channel/v1/heartbeat", body)
+                answer = self._post("/channel/v1/heartbeat", body)
             except MedfedError:
                 continue
+            self._take_revocations(answer)
             self._stop.wait(self._heartbeat_s)
+
+    def _take_revocations(self, answer: object) -> None:
+        """Hand a revocation list that came with an answer to the node's signed-job checks."""
+        if self._admissions is not None and isinstance(answer, dict) and answer.get("revocations") is not None:
+            self._admissions.trust.accept_revocations(answer["revocations"])
 
     def _poll_loop(self) -> None:
         # The first poll after (re)connecting does not wait: it collects what queued up meanwhile and
@@ -213,6 +229,7 @@ class ChannelRunner:
             if self._stop.is_set():
                 break  # unacknowledged, so the coordinator sends these again on the next connect
             self.connected.set()
+            self._take_revocations(answer)
             envelopes = answer.get("messages", []) if isinstance(answer, dict) else []
             for envelope in envelopes:
                 if isinstance(envelope, dict) and isinstance(envelope.get("id"), str):
@@ -332,13 +349,56 @@ class ChannelRunner:
             if not _round_allowed(envelope.get("round"), envelope.get("rounds")):
                 raise InputError(detail="a round outside the job's rounds")
             return self._host.handle(
-                payload, job_id=envelope["job_id"], app=app, allowed_message_types=frozenset(map(str, types))
+                payload,
+                job_id=envelope["job_id"],
+                app=app,
+                allowed_message_types=frozenset(map(str, types)),
+                binding=self._binding(envelope),
             )
         except (InputError, ValueError) as exc:
             log.warning(
                 "refused a message (undecodable, or outside its job)", extra={"fields": {"error": type(exc).__name__}}
             )
             return None
+
+    def _binding(self, envelope: dict[str, Any]) -> Callable[[Message], MessageRefusal | None] | None:
+        """The checks of a message before its app reads it: its job's signed spec, and no revoked node among the
+        participants of a secure round (None: the runner has no admissions, or the job was admitted without a
+        verified signature, which only a runner without admissions does)."""
+        if self._admissions is None:
+            return None
+        admissions, job_id = self._admissions, str(envelope["job_id"])
+        trusted = admissions.trusted(job_id)
+        if trusted is None:
+            return None
+        message_id = str(envelope.get("id"))
+
+        def check(message: Message) -> MessageRefusal | None:
+            problems = message_problems(trusted, message)
+            if problems:
+                admission = admissions.refuse_message(job_id, message_id, problems)
+            elif self._names_revoked(message):
+                admission = admissions.refuse_revoked_peer(job_id, message_id)
+            else:
+                return None
+            assert admission.code is not None
+            return MessageRefusal(admission.code, admission.hints)
+
+        return check
+
+    def _names_revoked(self, message: Message) -> bool:
+        """Whether ``message`` asks for masking in a secure round that a node on the newest revocation list takes
+        part in (the message is read only while the list names any node)."""
+        assert self._admissions is not None
+        held = self._admissions.trust.revocations.held()
+        if held is None or not held.nodes:
+            return False
+        participants = round_participants(message)
+        if participants is None:
+            return False
+        return any(held.node_revoked(flower_node_id=p) for p in participants.flower_node_ids) or any(
+            held.node_revoked(node_id=name) for name in participants.names
+        )
 
     def _send_reply(self, message_id: str, reply: bytes) -> None:
         body = {"message_id": message_id, "payload": base64.b64encode(reply).decode()}

@@ -51,7 +51,7 @@ from common.flower import (
 )
 from common.models.task import LEARNING_ERROR_CODE
 
-__all__ = ["POLICY_ERROR_CODE", "ClientAppHost", "InstalledApp"]
+__all__ = ["POLICY_ERROR_CODE", "ClientAppHost", "InstalledApp", "MessageRefusal"]
 
 _log = logging.getLogger(__name__)
 
@@ -59,6 +59,14 @@ POLICY_ERROR_CODE = 112
 """Flower error code of a job the node's policy does not let run, for apps without a refusal code of
 their own (clear of Flower's 0-8, medfed's 100-104, analysis 110 and learning 111)."""
 _REFUSAL_CODES = {"analysis": ANALYSIS_ERROR_CODE, "learning": LEARNING_ERROR_CODE, "fedavg_mlp": LEARNING_ERROR_CODE}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRefusal:
+    """Why the node's checks refuse one message before its app reads it: a catalog code and location hints."""
+
+    code: ErrorCode
+    hints: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,15 +141,27 @@ class ClientAppHost:
         with self._lock:
             self._jobs.pop(job_id, None)
 
-    def handle(self, payload: bytes, *, job_id: str, app: str, allowed_message_types: frozenset[str]) -> bytes:
+    def handle(
+        self,
+        payload: bytes,
+        *,
+        job_id: str,
+        app: str,
+        allowed_message_types: frozenset[str],
+        binding: Callable[[Message], MessageRefusal | None] | None = None,
+    ) -> bytes:
         """Run one instruction of job ``job_id`` through installed app ``app``; return the serialised reply.
 
         ``app`` and ``allowed_message_types`` come from the job's signed spec, which the node has verified;
         the message itself chooses nothing but its type, which must be in ``allowed_message_types``.
+        ``binding`` (when given) says why a valid message must not run — it leaves the signed spec, or names a
+        revoked node — as a catalog code and location hints; then it is refused with them.
         """
         message = message_from_bytes(payload)
         started = time.perf_counter()
-        reply, outcome = self._reply(message, job_id=job_id, app=app, allowed_message_types=allowed_message_types)
+        reply, outcome = self._reply(
+            message, job_id=job_id, app=app, allowed_message_types=allowed_message_types, binding=binding
+        )
         _log.info(
             "handled a %s message for app %s: %s in %.3f s",
             message.metadata.message_type,
@@ -163,9 +183,7 @@ class ClientAppHost:
         elif message.metadata.dst_node_id != self._node_id or message.metadata.run_id != flower_run_id(job_id):
             reply = error_reply(message, ReplyErrorCode.WRONG_RECIPIENT)
         else:
-            reason = encode_refusal(MedfedError(code, hints=hints))
-            reply = Message(Error(code=_REFUSAL_CODES.get(app, POLICY_ERROR_CODE), reason=reason), reply_to=message)
-            assign_message_id(reply)
+            reply = _refusal(message, app, code, hints)
         _log.info("answered a %s message without running it: %s", message.metadata.message_type, code)
         return message_to_bytes(reply)
 
@@ -184,7 +202,13 @@ class ClientAppHost:
             return job
 
     def _reply(
-        self, message: Message, *, job_id: str, app: str, allowed_message_types: frozenset[str]
+        self,
+        message: Message,
+        *,
+        job_id: str,
+        app: str,
+        allowed_message_types: frozenset[str],
+        binding: Callable[[Message], MessageRefusal | None] | None,
     ) -> tuple[Message, str]:
         """The reply to ``message`` and a short outcome word for the log."""
         if instruction_problems(message):
@@ -197,6 +221,9 @@ class ClientAppHost:
         installed = self._apps.get(app)
         if installed is None:
             return error_reply(message, ReplyErrorCode.UNKNOWN_APP), "unknown app"
+        refused = binding(message) if binding is not None else None
+        if refused is not None:
+            return _refusal(message, app, refused.code, refused.hints), f"refused ({refused.code})"
         job = self._job(job_id)
         try:
             with job.lock:
@@ -209,3 +236,11 @@ class ClientAppHost:
             _log.warning("app %s returned something other than a reply to its message", app)
             return error_reply(message, ReplyErrorCode.APP_FAILED), "app failed"
         return reply, "error reply" if reply.has_error() else "ok"
+
+
+def _refusal(message: Message, app: str, code: ErrorCode, hints: tuple[str, ...]) -> Message:
+    """The error reply that refuses ``message`` with a catalog code, under the app's refusal code."""
+    reason = encode_refusal(MedfedError(code, hints=hints))
+    reply = Message(Error(code=_REFUSAL_CODES.get(app, POLICY_ERROR_CODE), reason=reason), reply_to=message)
+    assign_message_id(reply)
+    return reply

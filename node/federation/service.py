@@ -7,8 +7,9 @@ and datasets); ``analysis`` reads the node's tabular datasets (under its data di
 materialised views (in its store), and releases through the node's disclosure policy
 (``disclosure.yaml`` in the data directory; see :mod:`node.federation.disclosure`).
 
-Every job passes the node's policy first: the channel asks :class:`~node.policy.admission.JobAdmissions`
-(over the node's :class:`~node.policy.gate.PolicyGate` and audit log) before a job's messages run.
+Every job passes the node's checks first: the channel asks :class:`~node.policy.admission.JobAdmissions`
+(over the node's signed-job checks, :class:`~node.trust.JobTrust` with the network-admin key pinned at
+enrolment, its :class:`~node.policy.gate.PolicyGate` and audit log) before a job's messages run.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from node.linkage.keyfile import key_provider
 from node.policy.admission import JobAdmissions
 from node.policy.gate import PolicyGate
 from node.privacy.ledger import PrivacyLedger
+from node.trust import JobTrust
 
 __all__ = ["TABULAR_ROWS", "build_host", "count_research_patients", "start_federation"]
 
@@ -106,6 +108,8 @@ def start_federation(
     if identity is None:
         log.info("not enrolled with a coordinator; the channel stays off")
         return None
+    if identity.network_admin_public_key is None:
+        log.warning("no network-admin key pinned (enrolled before it existed): every job is refused; enrol again")
     ensure_task_identity()
     route_flower_logging()
     host = build_host(
@@ -120,7 +124,16 @@ def start_federation(
         host,
         service.engine,
         version=_version(),
-        admissions=JobAdmissions(policy, audit),
+        admissions=JobAdmissions(
+            policy,
+            audit,
+            JobTrust(
+                service.engine,
+                identity.network_admin_public_key,
+                max_age_s=settings.signed_job_max_age_s,
+                max_skew_s=settings.signed_job_max_skew_s,
+            ),
+        ),
     )
     runner.start()
     log.info("channel to the coordinator started")

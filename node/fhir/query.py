@@ -27,6 +27,7 @@ import orjson
 from common.errors import ErrorCode, InputError
 from node.fhir.dates import fhir_range
 from node.fhir.extract import normalize_string, parse_reference
+from node.fhir.resource_types import R4_RESOURCE_TYPES
 from node.fhir.search_params import SearchParam, search_param
 
 __all__ = [
@@ -140,9 +141,14 @@ def _bad(name: str, why: str) -> InputError:
 
 
 def _safe_name(name: str) -> str:
-    # Parameter names come from the request; echo them only when they look like parameter names.
-    ok = len(name) <= 80 and all(c.isalnum() or c in "-_:." for c in name)
-    return name if ok else "?"
+    """A parameter's name for a hint. Names come from the request: the base name (a parameter this server
+    knows by the time a hint is made; unknown ones are ignored) is shown when it looks like one, and a
+    modifier only when it is one this server knows (a modifier or a resource type), else ``?``."""
+    base, colon, modifier = name.partition(":")
+    shown = base if len(base) <= 80 and all(c.isalnum() or c in "-_." for c in base) else "?"
+    if colon:
+        shown += ":" + (modifier if modifier in _KNOWN_MODIFIERS or modifier in R4_RESOURCE_TYPES else "?")
+    return shown
 
 
 def _split_values(raw: str) -> list[str]:
@@ -217,6 +223,7 @@ _MODIFIERS: dict[str, frozenset[str]] = {
     "date": frozenset({"missing"}),
     "reference": frozenset({"missing"}),
 }
+_KNOWN_MODIFIERS: frozenset[str] = frozenset().union(*_MODIFIERS.values())
 
 
 def _parse_criterion(resource_type: str, name: str, raw: str) -> Criterion | None:

@@ -6,9 +6,10 @@
    network linkage key (the record's own tokens and its query-side probes, :func:`common.linkage.
    query_tokens`); the coordinator's lookup answers ``(node, ref, MATCH|POSSIBLE)`` for other nodes;
 2. for each hit (at most :data:`MAX_HITS`), the holder's key certificate is checked against the
-   network-admin key (an uncertified holder gets nothing: ``refused``, ``key_not_certified``), and a
-   request — the reference, the purpose and this node's demographics of the patient — is signed and
-   sealed to the holder and sent through the relay;
+   network-admin key (an uncertified holder gets nothing: ``refused``, ``key_not_certified``; nor does a
+   holder on the node's revocation list: ``refused``, ``node_revoked``), and a request — the reference,
+   the purpose and this node's demographics of the patient — is signed and sealed to the holder and sent
+   through the relay;
 3. the answers are awaited (at most ``timeout_s`` in all), opened and verified with the holder's
    certified key: ``released`` with a searchset Bundle, ``refused`` with a reason, or ``no_answer``.
 
@@ -144,9 +145,10 @@ def locate(
         correlation = _new_correlation()
         try:
             holder = context.certificates.certified(hit.node)
-        except AccessError:
-            audit(hit.node, correlation, "refused", Refusal.KEY_NOT_CERTIFIED)
-            done.append(LocatedRecord(hit.node, str(hit.decision), "refused", Refusal.KEY_NOT_CERTIFIED))
+        except AccessError as exc:
+            why = Refusal.NODE_REVOKED if exc.code is ErrorCode.NODE_REVOKED else Refusal.KEY_NOT_CERTIFIED
+            audit(hit.node, correlation, "refused", why)
+            done.append(LocatedRecord(hit.node, str(hit.decision), "refused", why))
             continue
         payload = seal_message(
             context.identity.signing_key,

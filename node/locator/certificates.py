@@ -4,6 +4,11 @@ The network-admin key is the coordinator key the node pinned at enrolment
 (:attr:`node.identity.NodeIdentity.coordinator_public_key`). Only certificates that verify are cached
 (for :data:`CACHE_S`), so a key refused once is fetched and checked again on the next exchange, and a
 node never seals to, or believes a signature of, a key the network admin did not certify.
+
+A certified node that the node's newest revocation list names — by its id or its key's fingerprint — is
+refused ``node_revoked`` on every exchange, cached certificate or not (:class:`~node.trust.RevocationBook`,
+read fresh from the node's database, where the channel keeps each list it takes): the node neither answers
+it nor sends it anything, even while a coordinator still relays for it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from common.crypto import VerifyKey
 from common.errors import AccessError, ErrorCode, NotFoundError
 from common.locator.certificates import CertifiedNode, verify_certificate
 from node.locator.relay import CoordinatorLink, fetch_certificate
+from node.trust.revocations import RevocationBook
 
 __all__ = ["CACHE_S", "CertificateBook"]
 
@@ -32,8 +38,10 @@ class CertificateBook:
         *,
         cache_s: float = CACHE_S,
         clock: Callable[[], float] = time.monotonic,
+        revocations: RevocationBook | None = None,
     ) -> None:
         self._link = link
+        self._revocations = revocations
         self._admin_key = admin_key
         self._cache_s = cache_s
         self._clock = clock
@@ -46,7 +54,17 @@ class CertificateBook:
             self._verified.clear()
 
     def certified(self, node_id: str) -> CertifiedNode:
-        """The node's certified keys; AccessError(KEY_NOT_CERTIFIED) when its certificate does not verify."""
+        """The node's certified keys; AccessError(KEY_NOT_CERTIFIED) when its certificate does not verify,
+        AccessError(NODE_REVOKED) when the newest revocation list names the node or its key."""
+        revocations = None if self._revocations is None else self._revocations.current()
+        if revocations is not None and revocations.node_revoked(node_id=node_id):
+            raise AccessError(ErrorCode.NODE_REVOKED, detail="the node is on the revocation list")
+        node = self._certified(node_id)
+        if revocations is not None and revocations.node_revoked(key_id=node.verify_key.fingerprint()):
+            raise AccessError(ErrorCode.NODE_REVOKED, detail="the node's key is on the revocation list")
+        return node
+
+    def _certified(self, node_id: str) -> CertifiedNode:
         now = self._clock()
         with self._lock:
             cached = self._verified.get(node_id)

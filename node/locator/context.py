@@ -13,6 +13,7 @@ from node.linkage.keyfile import key_provider
 from node.locator.audit import AuditChain, LocatorAuditLog
 from node.locator.certificates import CertificateBook
 from node.locator.relay import CoordinatorLink
+from node.trust.revocations import RevocationBook
 
 __all__ = ["LocatorContext", "open_context"]
 
@@ -62,6 +63,10 @@ def open_context(
         service=service,
         keys=key_provider(data_dir),
         link=coordinator,
-        certificates=CertificateBook(coordinator, identity.coordinator_public_key),
+        certificates=CertificateBook(
+            coordinator,
+            identity.coordinator_public_key,
+            revocations=RevocationBook(service.engine, identity.network_admin_public_key),
+        ),
         audit=LocatorAuditLog(service.engine, chain),
     )

@@ -38,6 +38,7 @@ class Refusal(StrEnum):
     """Why a holding node did not release (the reason codes both sides audit)."""
 
     KEY_NOT_CERTIFIED = "key_not_certified"  # the asker's key is not certified by the network admin
+    NODE_REVOKED = "node_revoked"  # the other node is on the network admin's revocation list
     UNKNOWN_RECORD = "unknown_record"  # no published record under that reference (withdrawn, deleted)
     DEMOGRAPHICS_MISMATCH = "demographics_mismatch"  # the holder's record is not the same person
     CONSENT = "consent"  # the patient opted out of record sharing

@@ -4,7 +4,9 @@ For each request taken from the relay (``kind=request``), in this order:
 
 1. the asking node's key certificate must verify against the network-admin key; if it does not, the
    request is not opened further and a *signed, unsealed* refusal (status and reason only) goes back,
-   because nothing may be sealed to a key the network does not vouch for;
+   because nothing may be sealed to a key the network does not vouch for. An asker on the node's
+   revocation list (by id or key) gets no answer at all — the node sends a revoked node nothing — and the
+   refusal is audited (``node_revoked``);
 2. the request must open (sealed to this node) and its signature verify with the asker's certified key;
 3. the purpose of use must be treatment;
 4. the reference must name a patient this node has published (not withdrawn, not deleted);
@@ -28,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from common.errors import AccessError, InputError, MedfedError
+from common.errors import AccessError, ErrorCode, InputError, MedfedError
 from common.linkage import LinkageKey, decide, from_fhir_patient, query_tokens, tokens_for
 from common.linkage.matching import Decision
 from common.locator.envelopes import open_message, seal_message, signed_notice
@@ -120,7 +122,10 @@ class LocatorResponder:
 
         try:
             asker = context.certificates.certified(message.sender)
-        except AccessError:
+        except AccessError as exc:
+            if exc.code is ErrorCode.NODE_REVOKED:  # a revoked node is sent nothing, not even a refusal
+                context.audit.record(event("unknown", "refused", reason=str(Refusal.NODE_REVOKED)))
+                return "refused"
             notice = signed_notice(
                 context.identity.signing_key,
                 kind=REPLY,

@@ -40,6 +40,8 @@ __all__ = [
     "SearchReference",
     "SearchString",
     "SearchToken",
+    "TrustRevocations",
+    "TrustSeenJob",
     "ViewDefinitionRecord",
     "ViewRow",
 ]
@@ -442,3 +444,28 @@ class LocatorAudit(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=64)
     record_count: int | None = None
     token_id: int | None = None  # the local user who asked (outbound), when asked over the API
+
+
+# Signed jobs (node/trust, docs/trust.md): the signed documents this node has accepted (so that the same one
+# under another job id is refused) and the newest revocation list it has verified.
+
+
+class TrustSeenJob(SQLModel, table=True):
+    """A signed job document this node accepted, kept until it falls out of the freshness window."""
+
+    __tablename__ = "trust_seen_job"
+
+    digest: str = Field(primary_key=True, max_length=64)  # hex SHA-256 of the signed body
+    job_id: str = Field(max_length=200)
+    issued_at: int = Field(sa_type=_micros(), index=True)  # when the researcher signed it
+
+
+class TrustRevocations(SQLModel, table=True):
+    """The newest revocation list this node verified (one row)."""
+
+    __tablename__ = "trust_revocations"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})  # always 1
+    serial: int = Field(sa_type=sa.BigInteger())
+    document: str = Field(sa_type=sa.Text())  # the signed JSON document
+    received_at: int = Field(sa_type=_micros())

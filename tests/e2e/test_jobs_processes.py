@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from common.crypto import client_ssl_context
 from coordinator.config import CoordinatorSettings
-from coordinator.identity import CoordinatorIdentity
+from coordinator.identity import CA_CERT_FILE, TLS_DIR, CoordinatorIdentity
 from coordinator.runtime import init_coordinator, open_engine
 from coordinator.store.enrolment import create_enrolment_code
 from coordinator.store.tokens import Role, create_token
@@ -40,6 +40,7 @@ from node.generator import generate
 from node.identity import enrol
 from node.runtime import init_node, open_service
 from tests.e2e.conftest import POLL_INTERVAL_S, STDERR_TAIL_CHARS, _free_port, _medfed_command, _stop
+from tests.researchers import Researcher, add_researcher
 
 PATIENTS = 4
 SITES = ("Site A", "Site B", "Site C")
@@ -86,6 +87,7 @@ class Network:
     url: str
     ca_pem: bytes
     admin_token: str
+    researcher: Researcher
     nodes: list[_Node] = field(default_factory=list)
     coordinator_process: subprocess.Popen[bytes] | None = None
     _started: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -202,11 +204,9 @@ class Network:
         self.wait_for(lambda: wanted <= self.online(), f"nodes {sorted(wanted)} online", watch=running)
 
     def submit(self, spec: dict[str, Any], seed: int) -> str:
-        """POST /api/jobs; the new job's id."""
-        with self.api() as api:
-            response = api.post("/api/jobs", json={"spec": spec, "seed": seed})
-        assert response.status_code == 201, response.text
-        job_id: str = response.json()["id"]
+        """POST /api/jobs, signed by the researcher; the new job's id."""
+        with self.researcher.federation(self.url, self.coordinator.data_dir / TLS_DIR / CA_CERT_FILE) as client:
+            job_id: str = client.submit(spec, seed=seed)["id"]
         return job_id
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -248,11 +248,17 @@ def _prepare(root: Path, sites: tuple[str, ...]) -> Network:
     engine, _ = init_coordinator(settings)
     try:
         _, token = create_token(engine, role=Role.ADMIN, label="e2e jobs")
+        researcher = add_researcher(engine, settings.data_dir, root / "keys")
     finally:
         engine.dispose()
     ca_pem = CoordinatorIdentity.load(settings.data_dir).ca_pem
     network = Network(
-        root=root, coordinator=settings, url=f"https://127.0.0.1:{port}", ca_pem=ca_pem, admin_token=token
+        root=root,
+        coordinator=settings,
+        url=f"https://127.0.0.1:{port}",
+        ca_pem=ca_pem,
+        admin_token=token,
+        researcher=researcher,
     )
     for index, site in enumerate(sites):
         node_settings = NodeSettings(data_dir=root / f"node-{index + 1}", port=_free_port())

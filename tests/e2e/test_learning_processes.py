@@ -28,6 +28,7 @@ from node.config import NodeSettings
 from node.runtime import init_node
 from tests.e2e.conftest import _free_port
 from tests.e2e.test_jobs_processes import Network, _enrol_all, _kill_after_acknowledgement, _Node
+from tests.researchers import add_researcher
 
 SITES = ("Cleveland", "Hungary", "Switzerland", "Long Beach VA")
 # Local work of about a second per round on a loaded 2-core machine: long enough to kill a node between
@@ -48,6 +49,7 @@ def _network(root: Path) -> Network:
     engine, _ = init_coordinator(settings)
     try:
         _, token = create_token(engine, role=Role.ADMIN, label="e2e learning")
+        researcher = add_researcher(engine, settings.data_dir, root / "keys")
     finally:
         engine.dispose()
     network = Network(
@@ -56,6 +58,7 @@ def _network(root: Path) -> Network:
         url=f"https://127.0.0.1:{port}",
         ca_pem=CoordinatorIdentity.load(settings.data_dir).ca_pem,
         admin_token=token,
+        researcher=researcher,
     )
     for index, site in enumerate(SITES):
         node_settings = NodeSettings(data_dir=root / f"node-{index + 1}", port=_free_port())

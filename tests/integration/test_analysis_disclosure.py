@@ -29,7 +29,6 @@ from common.privacy.suppression import MarginMask, recomputable_cells
 from coordinator.federation.jobs.specs import parse_spec
 from coordinator.federation.runner import JobRunner
 from coordinator.store import jobs, messages
-from coordinator.store.tokens import Role, create_token
 from medfed.sdk import Federation
 from node.config import NodeSettings
 from node.datasets.loader import load_table
@@ -44,6 +43,7 @@ from node.runtime import init_node, open_service
 from tests.integration.test_analysis_jobs import HEART_SCHEMA, TCGA_SCHEMA, _tcga_regions
 from tests.integration.test_channel import Node
 from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.researchers import STUDY, add_researcher
 from tests.unit.analytics.reference import HEART_CENTERS, pooled
 
 JOB_WAIT_S = 120
@@ -120,9 +120,11 @@ def network(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
     with running_coordinator(data, f"sqlite:///{data / 'coordinator.db'}") as coordinator:
         ca_file = data / "ca.pem"
         ca_file.write_bytes(coordinator.identity.ca_pem)
-        token_id, token = create_token(coordinator.engine, role=Role.RESEARCHER)
-        researcher_id = f"token:{token_id}"
-        researcher = Federation(coordinator.url, token=token, ca_file=ca_file)
+        who = add_researcher(
+            coordinator.engine, data, data / "keys", studies=(STUDY, "repeat-study", "tight-study", "secure-study")
+        )
+        researcher_id = who.name  # nodes charge the researcher their certificate names
+        researcher = who.federation(coordinator.url, ca_file)
         nodes: list[Node] = []
         secrets: list[bytes] = []
         try:

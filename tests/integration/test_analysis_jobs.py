@@ -33,7 +33,6 @@ from common.privacy.policy import DisclosurePolicy
 from coordinator.federation.jobs.specs import parse_spec
 from coordinator.federation.runner import JobRunner
 from coordinator.store import jobs, messages
-from coordinator.store.tokens import Role, create_token
 from medfed.cli import app as cli
 from medfed.sdk import Federation, FederationError
 from node.config import NodeSettings
@@ -45,6 +44,7 @@ from node.identity import enrol
 from node.runtime import init_node, open_service
 from tests.integration.test_channel import Node
 from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.researchers import add_researcher
 from tests.unit.analytics.reference import (
     COX_FEATURES,
     HEART_CENTERS,
@@ -131,9 +131,8 @@ def network(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
         ca_file = data / "ca.pem"
         ca_file.write_bytes(coordinator.identity.ca_pem)
         nodes: list[Node] = []
-        researcher = Federation(
-            coordinator.url, token=create_token(coordinator.engine, role=Role.RESEARCHER)[1], ca_file=ca_file
-        )
+        who = add_researcher(coordinator.engine, data, data / "keys")
+        researcher = who.federation(coordinator.url, ca_file)
         try:
             for index, region in enumerate(regions):
                 node_dir = tmp_path_factory.mktemp(f"analysis-node-{index}")
@@ -150,11 +149,7 @@ def network(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iter
                 node = Node(identity, service, host)
                 node.connect()
                 nodes.append(node)
-            env = {
-                "MEDFED_COORDINATOR_URL": coordinator.url,
-                "MEDFED_CA_FILE": str(ca_file),
-                "MEDFED_TOKEN": create_token(coordinator.engine, role=Role.RESEARCHER)[1],
-            }
+            env = {"MEDFED_COORDINATOR_URL": coordinator.url, "MEDFED_CA_FILE": str(ca_file), **who.env()}
             yield AnalysisNetwork(
                 coordinator,
                 nodes,

@@ -21,7 +21,6 @@ from common.linkage import from_fhir_patient, tokens_for
 from common.locator.union_count import job_salt, person_token
 from coordinator.federation.jobs.specs import AnalysisSpec, parse_spec
 from coordinator.store import jobs, messages
-from coordinator.store.tokens import Role, create_token
 from medfed.sdk import Federation
 from node.config import NodeSettings
 from node.federation.service import build_host
@@ -32,6 +31,7 @@ from node.views.materialise import install_standard_views
 from tests.integration.test_channel import Node
 from tests.integration.test_enrolment import Coordinator, running_coordinator
 from tests.locator_data import patient
+from tests.researchers import add_researcher
 
 JOB_WAIT_S = 120
 BUCKETS = 1 << 12
@@ -80,8 +80,8 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistinctNetwor
     with running_coordinator(data, f"sqlite:///{data / 'coordinator.db'}") as coordinator:
         ca_file = data / "ca.pem"
         ca_file.write_bytes(coordinator.identity.ca_pem)
-        token_id, token = create_token(coordinator.engine, role=Role.RESEARCHER)
-        researcher = Federation(coordinator.url, token=token, ca_file=ca_file)
+        who = add_researcher(coordinator.engine, data, data / "keys")
+        researcher = who.federation(coordinator.url, ca_file)
         nodes: list[Node] = []
         node_dirs: list[Path] = []
         try:
@@ -102,7 +102,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistinctNetwor
                 node.connect()
                 nodes.append(node)
                 node_dirs.append(node_dir)
-            yield DistinctNetwork(coordinator, nodes, node_dirs, researcher, f"token:{token_id}")
+            yield DistinctNetwork(coordinator, nodes, node_dirs, researcher, who.name)
         finally:
             researcher.close()
             for node in nodes:

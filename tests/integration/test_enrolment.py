@@ -230,6 +230,7 @@ def test_a_node_enrols_with_its_code_and_its_signed_requests_are_accepted(
         "ca_pem",
         "ca_fingerprint",
         "coordinator_public_key",
+        "network_admin_public_key",
         "node_id",
         "flower_node_id",
         "enrolled_at",
@@ -238,6 +239,9 @@ def test_a_node_enrols_with_its_code_and_its_signed_requests_are_accepted(
     assert record["ca_pem"].encode() == coordinator.identity.ca_pem
     assert record["ca_fingerprint"] == coordinator.identity.ca_fingerprint
     assert identity.coordinator_public_key == coordinator.identity.signing_key.public_key()
+    # The network-admin key (researchers' certificates, revocation lists) is pinned too, and is not the coordinator's.
+    assert identity.network_admin_public_key == coordinator.identity.network_admin_public_key
+    assert identity.network_admin_public_key not in (None, identity.coordinator_public_key)
 
     stored = get_node(coordinator.engine, node_id=identity.node_id)
     assert stored.display_name == name

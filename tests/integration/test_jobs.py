@@ -29,6 +29,7 @@ from node.identity import enrol
 from node.runtime import init_node, open_service
 from tests.integration.test_channel import PATIENTS, Node, _patient
 from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.researchers import STUDY, add_researcher
 
 JOB_WAIT_S = 60
 FEDAVG: dict[str, Any] = {
@@ -90,15 +91,16 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
                 node = Node(identity, service, build_host(service, identity.flower_node_id))
                 node.connect()
                 nodes.append(node)
-            for role in (Role.RESEARCHER, Role.OBSERVER):
-                clients.append(
-                    Federation(coordinator.url, token=create_token(coordinator.engine, role=role)[1], ca_file=ca_file)
+            researcher = add_researcher(coordinator.engine, data, data / "keys")
+            clients.append(researcher.federation(coordinator.url, ca_file))
+            # An observer holding a researcher's key still may not submit: the token's role decides first.
+            observer = create_token(coordinator.engine, role=Role.OBSERVER)[1]
+            clients.append(
+                Federation(
+                    coordinator.url, token=observer, ca_file=ca_file, researcher_key=researcher.key_file, study=STUDY
                 )
-            env = {
-                "MEDFED_COORDINATOR_URL": coordinator.url,
-                "MEDFED_CA_FILE": str(ca_file),
-                "MEDFED_TOKEN": create_token(coordinator.engine, role=Role.RESEARCHER)[1],
-            }
+            )
+            env = {"MEDFED_COORDINATOR_URL": coordinator.url, "MEDFED_CA_FILE": str(ca_file), **researcher.env()}
             yield Network(coordinator, nodes, researcher=clients[0], observer=clients[1], cli_env=env)
         finally:
             for client in clients:
@@ -232,7 +234,7 @@ def test_a_cancelled_job_stops_and_an_ended_one_cannot_be_cancelled(network: Net
     assert (refused.value.status, refused.value.code) == (409, "conflict")
 
 
-def test_only_researchers_and_admins_submit_and_bad_specs_are_refused(network: Network, tmp_path: Path) -> None:
+def test_only_researchers_submit_and_bad_specs_are_refused(network: Network, tmp_path: Path) -> None:
     """An observer may read jobs but not submit them (403); an unknown kind or a bad field answers 400."""
     with pytest.raises(FederationError) as forbidden:
         network.observer.submit({"kind": "count"})

@@ -20,8 +20,7 @@ from common.flower import ensure_task_identity
 from common.models import build_model
 from common.models.checkpoints import load_state_dict, state_dict_from_bytes
 from coordinator.federation.runner import JobRunner
-from coordinator.store import jobs
-from coordinator.store.tokens import Role, create_token
+from coordinator.store import checkpoints, jobs
 from medfed.cli import app as cli
 from medfed.sdk import Federation, FederationError
 from node.config import NodeSettings
@@ -32,6 +31,7 @@ from node.identity import enrol
 from node.runtime import init_node, open_service
 from tests.integration.test_channel import Node
 from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.researchers import add_researcher
 
 JOB_WAIT_S = 60
 SCHEMA = {
@@ -106,8 +106,8 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         ca_file = data / "ca.pem"
         ca_file.write_bytes(coordinator.identity.ca_pem)
         nodes: list[Node] = []
-        token = create_token(coordinator.engine, role=Role.RESEARCHER)[1]
-        researcher = Federation(coordinator.url, token=token, ca_file=ca_file)
+        who = add_researcher(coordinator.engine, data, data / "keys")
+        researcher = who.federation(coordinator.url, ca_file)
         try:
             for index in range(2):
                 node_dir = tmp_path_factory.mktemp(f"learning-node-{index}")
@@ -121,7 +121,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
                 node = Node(identity, service, build_host(service, identity.flower_node_id, data_dir=node_dir))
                 node.connect()
                 nodes.append(node)
-            env = {"MEDFED_COORDINATOR_URL": coordinator.url, "MEDFED_CA_FILE": str(ca_file), "MEDFED_TOKEN": token}
+            env = {"MEDFED_COORDINATOR_URL": coordinator.url, "MEDFED_CA_FILE": str(ca_file), **who.env()}
             yield Network(coordinator, researcher, env)
         finally:
             researcher.close()
@@ -177,3 +177,56 @@ def test_a_job_without_a_saved_model_has_none_to_export(network: Network) -> Non
     with pytest.raises(FederationError) as refused:
         network.researcher.model_bytes(job["id"])
     assert refused.value.status == 404
+
+
+def test_every_rounds_model_is_kept_across_a_restart_and_exported_by_round(network: Network, tmp_path: Path) -> None:
+    """A 3-round job whose coordinator restarts after round 1 keeps every round's model: ``--round 1`` exports
+    exactly the model the driver saved after round 1 (before the restart), round 3 is the final model and
+    differs from it, and a round the job never ran has no model (404)."""
+    app = network.coordinator.app
+    engine = network.coordinator.engine
+    original: JobRunner = app.state.runner
+    after_round_one: dict[str, bytes] = {}
+
+    def restart_after_round_one(job_id: str, server_round: int) -> None:
+        if server_round == 1:
+            saved = jobs.load_job_state(engine, job_id=job_id)  # the state the driver resumes from
+            assert saved is not None
+            after_round_one[job_id] = saved.arrays
+            first.stop()
+
+    first = JobRunner(app.state.engine, app.state.notifier, offline_after_s=30, after_round=restart_after_round_one)
+    app.state.runner = first
+    try:
+        job_id = network.researcher.submit({**SPEC, "rounds": 3}, seed=5)["id"]
+        assert first.join(job_id, JOB_WAIT_S), "the first runner did not stop"
+        assert jobs.get_job(engine, job_id=job_id).status is jobs.JobStatus.RUNNING
+        assert checkpoints.list_checkpoint_rounds(engine, job_id=job_id) == [1]
+        second = JobRunner(app.state.engine, app.state.notifier, offline_after_s=30)
+        app.state.runner = second
+        assert job_id in second.start()
+        assert second.join(job_id, JOB_WAIT_S), "the resumed job did not end in time"
+    finally:
+        app.state.runner = original
+    assert network.researcher.job(job_id)["status"] == "succeeded"
+    assert checkpoints.list_checkpoint_rounds(engine, job_id=job_id) == [1, 2, 3]
+
+    first_file, final_file = tmp_path / "round1.pt", tmp_path / "final.pt"
+    exported = CliRunner().invoke(
+        cli, ["job", "results", job_id, "--model", str(first_file), "--round", "1"], env=network.cli_env
+    )
+    assert exported.exit_code == 0, exported.output
+    assert "model of round 1 written" in exported.stderr
+    assert network.researcher.save_model(job_id, final_file, round=3) == (3, True)
+    round_one, final = load_state_dict(first_file), load_state_dict(final_file)
+    for name, tensor in state_dict_from_bytes(after_round_one[job_id]).items():
+        assert torch.equal(round_one[name], tensor)
+    assert any(not torch.equal(round_one[name], final[name]) for name in final)
+    saved = jobs.load_job_state(engine, job_id=job_id)
+    assert saved is not None
+    for name, tensor in state_dict_from_bytes(saved.arrays).items():
+        assert torch.equal(final[name], tensor)
+    assert network.researcher.model_bytes(job_id, round=2)[1:] == (2, False)
+    with pytest.raises(FederationError) as missing:
+        network.researcher.model_bytes(job_id, round=4)
+    assert missing.value.status == 404

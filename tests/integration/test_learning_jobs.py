@@ -16,12 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 
 from common.analytics.task import decode_refusal
 from common.errors import ErrorCode
 from common.flower import ensure_task_identity, flower_node_id, message_from_bytes
 from common.models import build_model
+from common.models.scaffold import SCAFFOLD_CONTROL, SCAFFOLD_DELTA, SCAFFOLD_NODES, SCAFFOLD_ROUNDS
 from common.models.task import LEARNING_ERROR_CODE
 from coordinator.federation.driver import (
     DriverState,
@@ -37,6 +38,7 @@ from coordinator.federation.grid import MedfedGrid
 from coordinator.federation.jobs.learning import LearningSpec, learning_config
 from coordinator.federation.jobs.specs import parse_spec
 from coordinator.federation.memory import InMemoryTransport
+from coordinator.federation.strategies import Scaffold, build_strategy, load_strategy_state
 from node.federation.apps.learning import ITERATOR_KEY, epoch_seed, learning_app
 from node.federation.host import ClientAppHost, InstalledApp
 from node.federation.sources import LoadedSource
@@ -198,6 +200,8 @@ def _expected(
     name, flavour = strategy["name"], strategy.get("flavour", "flower")
     if name in ("fedavg", "fedprox", "cyclic"):
         return mean
+    if name == "scaffold":  # round 1: c = 0, so plain local steps; then x + server_lr * (mean - x)
+        return {k: x + strategy["server_lr"] * (mean[k] - x) for k, x in start.items()}
     eta, tau, b1, b2 = FEDOPT["server_lr"], FEDOPT["tau"], FEDOPT["beta1"], FEDOPT["beta2"]
     out = {}
     for k, x in start.items():
@@ -221,6 +225,7 @@ STRATEGIES = [
     {"name": "fedyogi", "flavour": "flamby", **FEDOPT},
     {"name": "fedadagrad", "flavour": "flamby", **FEDOPT},
     {"name": "cyclic"},
+    {"name": "scaffold", "flavour": "flamby", "server_lr": 0.5},
 ]
 
 
@@ -306,15 +311,17 @@ def test_flambys_cyclic_trains_each_nodes_own_model_and_keeps_the_reference_node
         {"strategy": {"name": "cyclic"}},
         {"strategy": {"name": "cyclic", "flavour": "flamby", "reference_node": NODE_IDS[0]}},
         {**COX, "strategy": {"name": "fedyogi", **FEDOPT}},
+        {"strategy": {"name": "scaffold", "flavour": "flamby", "server_lr": 0.5}},
     ],
-    ids=["fedadam-flamby", "cyclic", "cyclic-flamby", "cox-fedyogi"],
+    ids=["fedadam-flamby", "cyclic", "cyclic-flamby", "cox-fedyogi", "scaffold"],
 )
 def test_a_job_stopped_after_round_two_and_resumed_ends_bit_identical_to_an_unbroken_run(
     sites: list[Site], changes: dict[str, Any]
 ) -> None:
     """Resuming from the bytes saved after round 2 (the nodes keep their job contexts, as when only the
     coordinator restarts) gives the arrays, history, strategy state and RNG state of an unbroken run, even
-    when round 3's train instructions had reached every node once and their replies were lost."""
+    when round 3's train instructions had reached every node once and their replies were lost (the nodes
+    rewind their data iterators and Scaffold's control variates to where round 3 began)."""
     spec = _spec(rounds=4, **changes)
     unbroken, _ = _run(sites, spec)
     job_id = str(uuid.uuid4())
@@ -325,6 +332,14 @@ def test_a_job_stopped_after_round_two_and_resumed_ends_bit_identical_to_an_unbr
     if spec.strategy.name != "cyclic":  # the lost round: every node trained round 3 once already
         config = ConfigRecord({**learning_config(spec, 7), "server-round": 3})
         content = RecordDict({"arrays": after_two.arrays, "config": config})
+        if spec.strategy.name == "scaffold":  # the instruction carried c: the nodes advanced their c_i once
+            strategy = build_strategy(spec.strategy, client_lr=spec.lr)
+            load_strategy_state(strategy, after_two.strategy)
+            assert isinstance(strategy, Scaffold)
+            assert strategy.control is not None
+            content[SCAFFOLD_CONTROL] = ArrayRecord({k: Array(v) for k, v in strategy.control.items()})
+            config[SCAFFOLD_NODES] = sorted(strategy.applied)
+            config[SCAFFOLD_ROUNDS] = [strategy.applied[n] for n in sorted(strategy.applied)]
         _send(sites, job_id, [Message(content, site.node_id, MessageType.TRAIN) for site in sites])
     resumed, _ = _run(sites, spec, job_id=job_id, state=after_two)
     assert resumed.round == unbroken.round == 4
@@ -332,6 +347,40 @@ def test_a_job_stopped_after_round_two_and_resumed_ends_bit_identical_to_an_unbr
     assert resumed.history == unbroken.history
     assert resumed.strategy == unbroken.strategy
     assert resumed.rng_state == unbroken.rng_state
+
+
+def test_a_scaffold_job_sends_c_and_adds_the_weighted_mean_of_the_nodes_control_changes(sites: list[Site]) -> None:
+    """Every train instruction carries the server control variate c: zero in round 1, then the previous
+    round's c plus the sample-weighted mean of the delta c_i the nodes answered (all three nodes train
+    every round, so |S|/N = 1); the saved strategy state holds the c of the last round."""
+    spec = _spec(rounds=3, strategy={"name": "scaffold", "flavour": "flamby", "server_lr": 0.5})
+    final, _ = _run(sites, spec)
+    control = {k: np.zeros(a.numpy().shape) for k, a in initial_state(spec, 7).arrays.items()}
+    for server_round in range(3):
+        deltas, weights = [], []  # the nodes' delta c_i and training rows
+        for site in sites:
+            instruction = [m for m in site.received if m.metadata.message_type == MessageType.TRAIN][server_round]
+            sent = instruction.content.array_records[SCAFFOLD_CONTROL]
+            for key, value in control.items():
+                np.testing.assert_allclose(sent[key].numpy(), value, rtol=1e-5, atol=1e-7)
+            reply = [r for r in site.replies if r.metadata.message_type == MessageType.TRAIN][server_round]
+            deltas.append(
+                {k: a.numpy().astype(np.float64) for k, a in reply.content.array_records[SCAFFOLD_DELTA].items()}
+            )
+            n = reply.content.metric_records["metrics"]["num-examples"]
+            assert isinstance(n, int)
+            weights.append(n)
+        assert any(np.abs(d[k]).max() > 0 for d in deltas for k in d)
+        shares = [n / sum(weights) for n in weights]
+        control = {
+            k: value + sum(w * d[k] for w, d in zip(shares, deltas, strict=True)) for k, value in control.items()
+        }
+    strategy = build_strategy(spec.strategy, client_lr=spec.lr)
+    load_strategy_state(strategy, final.strategy)
+    assert isinstance(strategy, Scaffold)
+    assert strategy.control is not None
+    for key, value in control.items():
+        np.testing.assert_allclose(strategy.control[key], value, rtol=1e-5, atol=1e-7)
 
 
 def test_a_round_retried_after_a_lost_evaluation_ends_as_if_nothing_had_failed(sites: list[Site]) -> None:

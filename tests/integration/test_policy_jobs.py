@@ -26,7 +26,6 @@ from common.errors import ErrorCode
 from common.flower import ensure_task_identity, message_from_bytes
 from coordinator.federation.runner import JobRunner
 from coordinator.store import messages
-from coordinator.store.tokens import Role, create_token
 from medfed.cli import app as cli
 from medfed.sdk import Federation
 from node.audit import AuditKind, AuditLog
@@ -44,8 +43,10 @@ from node.policy.model import load_policy
 from node.policy.starter import starter_policy
 from node.runtime import init_node, open_service
 from node.store import audit_chain
+from node.trust import JobTrust
 from tests.integration.test_channel import _patient
 from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.researchers import STUDY, Researcher, add_researcher, signed_envelope
 
 JOB_WAIT_S = 60
 PATIENTS = {"open": 4, "strict": 6}
@@ -60,6 +61,7 @@ class PolicyNode:
     service: FhirService
     audit: AuditLog
     runner: ChannelRunner
+    trust: JobTrust
     counted: list[int] = field(default_factory=list)
 
     def write_policy(self, text: str) -> None:
@@ -81,6 +83,7 @@ class Network:
     coordinator: Coordinator
     nodes: dict[str, PolicyNode]
     researcher: Federation
+    who: Researcher
 
     def finished(self, job_id: str) -> dict[str, Any]:
         """The job once its worker has ended (joined, not polled)."""
@@ -136,6 +139,7 @@ def _start_node(coordinator: Coordinator, node_dir: Path, name: str) -> PolicyNo
         return PATIENTS[name]
 
     host = ClientAppHost(node_id=identity.flower_node_id, apps={"count": InstalledApp(count_app(count_patients))})
+    trust = JobTrust(service.engine, identity.network_admin_public_key)
     runner = ChannelRunner(
         CoordinatorClient(identity),
         host,
@@ -143,12 +147,16 @@ def _start_node(coordinator: Coordinator, node_dir: Path, name: str) -> PolicyNo
         version="test",
         poll_wait_s=1,
         heartbeat_s=1,
-        admissions=JobAdmissions(PolicyGate(service.engine, audit, settings.policy_path), audit),
+        admissions=JobAdmissions(
+            PolicyGate(service.engine, audit, settings.policy_path),
+            audit,
+            trust,
+        ),
         approval_check_s=0.1,
     )
     runner.start()
     assert runner.connected.wait(30), "the node never reached the coordinator"
-    return PolicyNode(settings, identity, service, audit, runner, counted)
+    return PolicyNode(settings, identity, service, audit, runner, trust, counted)
 
 
 @pytest.fixture(scope="module")
@@ -160,13 +168,12 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         ca_file = data / "ca.pem"
         ca_file.write_bytes(coordinator.identity.ca_pem)
         nodes: dict[str, PolicyNode] = {}
-        researcher = Federation(
-            coordinator.url, token=create_token(coordinator.engine, role=Role.RESEARCHER)[1], ca_file=ca_file
-        )
+        who = add_researcher(coordinator.engine, data, data / "keys")
+        researcher = who.federation(coordinator.url, ca_file)
         try:
             for name in PATIENTS:
                 nodes[name] = _start_node(coordinator, tmp_path_factory.mktemp(f"policy-{name}"), name)
-            yield Network(coordinator, nodes, researcher)
+            yield Network(coordinator, nodes, researcher, who)
         finally:
             researcher.close()
             for node in nodes.values():
@@ -191,7 +198,7 @@ def test_init_writes_the_permissive_starter_policy_and_a_count_runs_under_it(net
     assert network.researcher.results(job["id"])["result"] == {"total": sum(PATIENTS.values()), "nodes": 2}
     for node in (opened, strict):
         (received,) = node.entries(AuditKind.JOB_RECEIVED, job["id"])
-        assert (received["job_kind"], received["study"]) == ("count", None)
+        assert (received["job_kind"], received["study"], received["researcher"]) == ("count", STUDY, network.who.name)
         (decision,) = node.entries(AuditKind.POLICY_DECISION, job["id"])
         assert (decision["outcome"], decision["rule"]) == ("allow", "studies.*.jobs.count.approval")
 
@@ -309,10 +316,12 @@ def test_the_policy_decides_once_per_job_however_many_messages_it_sends(network:
     strict = network.nodes["strict"]
     strict.write_policy(_policy("{count: {approval: auto}}"))
     admissions = JobAdmissions(
-        PolicyGate(strict.service.engine, strict.audit, strict.settings.policy_path), strict.audit
+        PolicyGate(strict.service.engine, strict.audit, strict.settings.policy_path),
+        strict.audit,
+        JobTrust(strict.service.engine, strict.identity.network_admin_public_key),
     )
     job_id = f"job-{uuid.uuid4().hex}"
-    envelope = {"job_id": job_id, "app": "count", "spec": {"kind": "count", "app": "count"}, "submitter": "token:1"}
+    envelope = signed_envelope(network.coordinator.engine, network.who, job_id=job_id, spec={"kind": "count"})
 
     verdicts = [admissions.admit(envelope).verdict for _ in range(3)]
     strict.write_policy(_policy("{analysis: {approval: auto, analyses: [count]}}"))

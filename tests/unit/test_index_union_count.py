@@ -57,9 +57,13 @@ def _secure_total(sketches: list[np.ndarray]) -> tuple[int, ...]:
     return aggregate(round_, masked)
 
 
-@pytest.mark.parametrize("dummy_rate", [0.0, 0.02])
-def test_a_person_known_at_several_nodes_is_counted_once(dummy_rate: float) -> None:
-    """Three nodes with overlapping cohorts (union 3,000 of 4,500 records): the estimate is within 4 %."""
+# Without dummies the estimate is a fixed function of the salt (this salt's hash placement: +2.2 %). Dummy
+# buckets are drawn from ``secrets``, so that estimate varies: over 60 draws its error had sd 0.9 % around
+# the same +2.2 %, so 6 % is more than four standard deviations away (a 4 % bound failed about 1 run in 40).
+@pytest.mark.parametrize(("dummy_rate", "tolerance"), [(0.0, 0.04), (0.02, 0.06)])
+def test_a_person_known_at_several_nodes_is_counted_once(dummy_rate: float, tolerance: float) -> None:
+    """Three nodes with overlapping cohorts (union 3,000 of 4,500 records): the estimate is within 4 % (6 %
+    with random dummy buckets)."""
     salt = job_salt(KEY, job_id="job-1", spec_digest="d" * 64)
     cohorts = [range(0, 1500), range(1000, 2500), range(1500, 3000)]
     buckets = buckets_for(8_000)
@@ -68,7 +72,7 @@ def test_a_person_known_at_several_nodes_is_counted_once(dummy_rate: float) -> N
         for cohort in cohorts
     ]
     estimate = union_estimate(_secure_total(sketches), nodes=3, dummy_rate=dummy_rate)
-    assert abs(estimate - 3000) / 3000 < 0.04
+    assert abs(estimate - 3000) / 3000 < tolerance
 
 
 def test_the_summed_bitmap_does_not_say_how_many_nodes_share_a_person() -> None:

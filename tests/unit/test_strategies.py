@@ -192,12 +192,15 @@ def test_cyclic_order_survives_its_saved_form() -> None:
         {"name": "fedavg", "server_lr": 0.1},
         {"name": "fedadam", "proximal_mu": 0.1},
         {"name": "fedprox", "tau": 1e-3},
+        {"name": "fedsgd"},
         {"name": "scaffold"},
+        {"name": "scaffold", "flavour": "flamby", "beta1": 0.9},
         {"name": "cyclic", "flavour": "flamby"},
         {"name": "cyclic", "reference_node": 5},
     ],
 )
 def test_a_strategy_spec_refuses_hyper_parameters_its_strategy_does_not_have(fields: dict[str, object]) -> None:
-    """A hyper-parameter of another strategy, or an unknown strategy, is a validation error."""
+    """A hyper-parameter of another strategy, an unknown strategy, or a flavour that does not have the
+    strategy (Flower has no Scaffold) is a validation error."""
     with pytest.raises(ValidationError):
         StrategySpec.model_validate(fields)

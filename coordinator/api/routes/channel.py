@@ -12,6 +12,12 @@ researcher-signed spec that the node verifies). It also carries what the node's 
 (``spec``: the spec's fields that name the kind, study, analysis, source, columns, learning inputs,
 rounds and privacy request; ``submitter``: the researcher), and the message's ``deadline_at`` (epoch
 microseconds, None for none), after which a node holding it for a person's approval drops it.
+
+Nodes do not take the coordinator's word for any of that (``docs/trust.md``): each envelope of a signed
+job also carries ``signed_job`` (the document the researcher signed) and ``membership`` (the researcher's
+newest certificate, signed by the network-admin key), and a node builds the job from those alone; the
+fields above are hints it checks against them. A poll answer that carries messages, and every heartbeat
+answer, carry ``revocations``: the newest signed revocation list (None before the first).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from common.errors import ErrorCode, InputError
 from coordinator.api.deps import EngineDep
 from coordinator.api.node_auth import AuthenticatedNode
 from coordinator.federation.notifier import ChannelNotifier
-from coordinator.store import jobs, messages, nodes
+from coordinator.store import jobs, messages, nodes, researchers
 from coordinator.store.db import now_micros, write_transaction
 
 __all__ = ["router"]
@@ -61,6 +67,7 @@ MAX_WAIT_S = 30.0
 # unacknowledged after this long went to a connection that died.
 ACK_TIMEOUT_S = 2 * MAX_WAIT_S
 SKEW_REPORT_MS = 30_000
+MAX_SKEW_MS = 2**31 - 1
 LIVENESS_EVERY_S = 1.0
 
 
@@ -84,7 +91,7 @@ class HeartbeatRequest(BaseModel):
 
     version: str = Field(max_length=64)
     capabilities: dict[str, Any] = Field(default_factory=dict)
-    node_time: float
+    node_time: float = Field(ge=0, le=1e11, allow_inf_nan=False, description="The node's clock, epoch seconds")
 
 
 def _notifier(request: Request) -> ChannelNotifier:
@@ -92,18 +99,28 @@ def _notifier(request: Request) -> ChannelNotifier:
     return notifier
 
 
+def _trust(conn: Connection, job_id: str) -> dict[str, Any]:
+    """The job's signed document and its researcher's current certificate (None each for an unsigned job)."""
+    signed = researchers.signed_job_of(conn, job_id=job_id)
+    if signed is None:
+        return {"signed_job": None, "membership": None}
+    researcher, document = signed
+    return {"signed_job": document, "membership": researchers.current_membership(conn, researcher=researcher)}
+
+
 def _envelopes(conn: Connection, pending: list[messages.Message]) -> list[dict[str, Any]]:
-    specs: dict[str, tuple[dict[str, Any], str]] = {}
+    specs: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {}
     out: list[dict[str, Any]] = []
     for message in pending:
         job_id = message.job_id
         spec: dict[str, Any] = {}
         submitter: str | None = None
+        trust: dict[str, Any] = {"signed_job": None, "membership": None}
         if job_id is not None:
             if job_id not in specs:
                 record = jobs.get_job(conn, job_id=job_id)
-                specs[job_id] = dict(record.spec), record.submitter
-            spec, submitter = specs[job_id]
+                specs[job_id] = dict(record.spec), record.submitter, _trust(conn, job_id)
+            spec, submitter, trust = specs[job_id]
         out.append(
             {
                 "id": message.id,
@@ -116,6 +133,7 @@ def _envelopes(conn: Connection, pending: list[messages.Message]) -> list[dict[s
                 "submitter": submitter,
                 "deadline_at": message.deadline_at,
                 "payload": base64.b64encode(message.payload).decode(),
+                **trust,
             }
         )
     return out
@@ -150,7 +168,10 @@ async def poll(request: Request, node: AuthenticatedNode, body: PollRequest, eng
         if await request.is_disconnected():  # nobody to deliver to: leave the messages queued
             return {"messages": []}
         delivered = await run_in_threadpool(_deliver, engine, node, None)
-    return {"messages": delivered}
+    if not delivered:
+        return {"messages": []}
+    # Revocations travel with the messages they may forbid (one indexed read per poll that delivers).
+    return {"messages": delivered, "revocations": await run_in_threadpool(researchers.current_revocations, engine)}
 
 
 @router.post("/reply", name="channel.reply")
@@ -171,7 +192,8 @@ async def reply(request: Request, node: AuthenticatedNode, body: ReplyRequest, e
 @router.post("/heartbeat", name="channel.heartbeat")
 async def heartbeat(node: AuthenticatedNode, body: HeartbeatRequest, engine: EngineDep) -> dict[str, Any]:
     """Record liveness, version, installed apps and clock skew (over 30 s is reported)."""
-    skew_ms = int((body.node_time - time.time()) * 1000)
+    # Kept in a 32-bit column: a clock off by more than about 24 days is recorded as off by that much.
+    skew_ms = max(-MAX_SKEW_MS, min(MAX_SKEW_MS, int((body.node_time - time.time()) * 1000)))
     await run_in_threadpool(
         nodes.record_heartbeat,
         engine,
@@ -182,4 +204,5 @@ async def heartbeat(node: AuthenticatedNode, body: HeartbeatRequest, engine: Eng
     )
     if abs(skew_ms) > SKEW_REPORT_MS:
         log.warning("a node's clock is off by more than 30 s", extra={"fields": {"skew_ms": skew_ms}})
-    return {"server_time": now_micros() / 1_000_000, "clock_skew_ms": skew_ms}
+    revocations = await run_in_threadpool(researchers.current_revocations, engine)
+    return {"server_time": now_micros() / 1_000_000, "clock_skew_ms": skew_ms, "revocations": revocations}

@@ -112,11 +112,14 @@ class EnrolRequest(BaseModel):
 
 
 class EnrolResponse(BaseModel):
-    """The enrolled node's ids and the coordinator's public signing key (base64url)."""
+    """The enrolled node's ids, the coordinator's public signing key and the network-admin public key (base64url;
+    the node pins it: it verifies researchers' certificates and revocation lists; None on a coordinator whose
+    data directory predates it, whose nodes then run no jobs until it is initialised again and they re-enrol)."""
 
     node_id: str
     flower_node_id: int
     coordinator_public_key: str
+    network_admin_public_key: str | None = None
 
 
 class WhoAmI(BaseModel):
@@ -184,6 +187,9 @@ def enrol(
         node_id=node.id,
         flower_node_id=node.flower_node_id,
         coordinator_public_key=identity.signing_key.public_key().to_text(),
+        network_admin_public_key=(
+            None if identity.network_admin_public_key is None else identity.network_admin_public_key.to_text()
+        ),
     )
 
 

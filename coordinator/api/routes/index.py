@@ -25,7 +25,7 @@ from common.locator.index_wire import (
 )
 from coordinator.api.node_auth import AuthenticatedNode, require_tls
 from coordinator.config import CoordinatorSettings
-from coordinator.index.limits import TokenBucketLimiter
+from coordinator.index.limits import TokenBucketLimiter, lookup_limiter
 from coordinator.index.secret import load_rekey_key
 from coordinator.index.service import IndexService
 
@@ -51,7 +51,7 @@ def _limiter(request: Request) -> TokenBucketLimiter:
     with _SETUP_LOCK:
         limiter: TokenBucketLimiter | None = getattr(state, "index_limiter", None)
         if limiter is None:
-            limiter = state.index_limiter = TokenBucketLimiter()
+            limiter = state.index_limiter = lookup_limiter()
     return limiter
 
 
@@ -89,7 +89,7 @@ async def lookup(
 ) -> LookupResponse:
     """Where else is this patient known: ``(node, ref, MATCH|POSSIBLE)`` of other nodes' records."""
     try:
-        limiter.take(node.id)
+        limiter.take(node.id, detail="index lookups over the node's rate")
         hits = await run_in_threadpool(service.lookup, node.id, body.tokens)
     except MedfedError as exc:
         await run_in_threadpool(

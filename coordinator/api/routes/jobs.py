@@ -1,26 +1,37 @@
-"""Jobs: researchers and admins submit and cancel them; every role reads them, their rounds and results.
+"""Jobs: researchers submit them signed; researchers and admins cancel them; every role reads them.
 
-A submitted spec is validated against the built-in kinds (:mod:`coordinator.federation.jobs.specs`)
-and stored in its normalised form; the job's nodes are the enrolled nodes online at submission. The
-runner (``app.state.runner``) starts it at once in a worker thread.
+A submission carries the job signed by a registered researcher (:mod:`common.trust.jobs`; the SDK and
+``medfed job submit --key`` sign). Before anything is stored the coordinator checks, and refuses early
+with the code a node would give: the token belongs to a registered researcher, the document is signed
+with that researcher's key (``job_signature_invalid``) and fresh (``job_stale``), the study is one of the
+researcher's (``researcher_not_in_study``), the spec is a built-in kind already in its normal form
+(:mod:`coordinator.federation.jobs.specs`; signing what nodes will compare message by message), and the
+document was never submitted before (``job_replayed``). The job is stored with the normal spec, the
+researcher's name as submitter, and the signed document, which goes with every message of the job to
+the nodes; they verify it for themselves (``docs/trust.md``). The job's nodes are the enrolled nodes
+online at submission; the runner (``app.state.runner``) starts it at once in a worker thread.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from common.errors import AccessError, ConflictError, ErrorCode, NotFoundError
+from common.crypto import VerifyKey
+from common.errors import AccessError, ConflictError, ErrorCode, InputError, NotFoundError
+from common.trust import read_signed_job
+from common.trust.jobs import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SKEW_S
 from coordinator.api.deps import Authenticated, EngineDep, SettingsDep
 from coordinator.federation.jobs.specs import parse_spec
 from coordinator.federation.runner import JobRunner
-from coordinator.store import jobs, nodes
-from coordinator.store.db import now_micros
+from coordinator.store import checkpoints, jobs, nodes, researchers
+from coordinator.store.db import now_micros, write_transaction
 from coordinator.store.tokens import Principal, Role
 
 __all__ = ["JobDetail", "JobList", "JobResults", "JobSubmission", "JobView", "router"]
@@ -50,11 +61,13 @@ def _instant(micros: int | None) -> datetime | None:
 
 
 class JobSubmission(BaseModel):
-    """A job to run: its spec (a built-in kind) and, optionally, its seed (a random one otherwise)."""
+    """A job to run: the researcher's signed job (its spec a built-in kind in normal form) and, optionally, its
+    seed (a random one otherwise). A bare ``spec`` is refused with ``job_not_signed``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    spec: dict[str, Any]
+    signed: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = Field(default=None, description="Not accepted any more: sign the job.")
     seed: int | None = Field(default=None, ge=-(2**63), lt=2**63)
 
 
@@ -160,22 +173,46 @@ def _detail(engine: EngineDep, job_id: str) -> JobDetail:
 def submit_job(
     body: JobSubmission, principal: Submitter, engine: EngineDep, settings: SettingsDep, runner: RunnerDep
 ) -> JobDetail:
-    """Validate and record the job, then start it; 400 for an unknown kind or an invalid spec."""
-    spec = parse_spec(body.spec)
+    """Check the signed job (see the module docstring), record it and start it; 400 for an unknown kind or an
+    invalid spec, 403 for a job its researcher did not sign validly, 409 for one submitted before."""
+    signed = read_signed_job(body.signed)  # 400 job_not_signed for a submission without a signed job
+    researcher = researchers.researcher_for_token(engine, token_id=principal.token_id)
+    if researcher is None or researcher.revoked_at is not None:
+        raise AccessError(ErrorCode.RESEARCHER_UNKNOWN, detail="the token belongs to no registered researcher")
+    signed.verify(VerifyKey.from_text(researcher.public_key))
+    signed.check_fresh(now=time.time(), max_age_s=DEFAULT_MAX_AGE_S, max_skew_s=DEFAULT_MAX_SKEW_S)
+    certificate = researchers.current_membership(engine, researcher=researcher.name)
+    if certificate is None:
+        raise AccessError(ErrorCode.RESEARCHER_UNKNOWN, detail="the researcher's membership has expired")
+    if signed.study not in certificate["body"]["studies"]:
+        raise AccessError(ErrorCode.RESEARCHER_NOT_IN_STUDY, detail="the study is not one of the researcher's")
+    spec = parse_spec(signed.spec)
+    normal = spec.model_dump(mode="json")
+    if normal != signed.spec:
+        raise InputError(detail="the signed spec is not in normal form", hints=["signed.spec: not normalised"])
+    if normal.get("study") not in (None, signed.study):
+        raise InputError(detail="the spec names another study", hints=["signed.spec.study: not the signed study"])
     now = now_micros()
     online = [
         node.id
         for node in nodes.list_nodes(engine, status=nodes.NodeStatus.ENROLLED)
         if node.is_online(now=now, offline_after_s=settings.node_offline_after_s)
     ]
-    job = jobs.create_job(
-        engine,
-        kind=spec.kind,
-        spec=spec.model_dump(mode="json"),
-        submitter=f"token:{principal.token_id}",
-        seed=secrets.randbits(63) if body.seed is None else body.seed,
-        node_ids=online,
-    )
+    try:
+        with write_transaction(engine) as conn:
+            job = jobs.create_job(
+                conn,
+                kind=spec.kind,
+                spec=normal,
+                submitter=researcher.name,
+                seed=secrets.randbits(63) if body.seed is None else body.seed,
+                node_ids=online,
+            )
+            researchers.keep_job_signature(
+                conn, job_id=job.id, researcher=researcher.name, digest=signed.digest, document=body.signed or {}
+            )
+    except ConflictError as exc:
+        raise ConflictError(ErrorCode.JOB_REPLAYED, detail=exc.detail, hints=exc.hints) from None
     runner.submit(job.id)
     return _detail(engine, job.id)
 
@@ -206,17 +243,28 @@ MODEL_MEDIA_TYPE = "application/vnd.medfed.model"
 
 
 @router.get("/jobs/{job_id}/model", name="get_job_model")
-def get_job_model(job_id: str, _reader: Authenticated, engine: EngineDep) -> Response:
+def get_job_model(
+    job_id: str,
+    _reader: Authenticated,
+    engine: EngineDep,
+    round: Annotated[int | None, Query(ge=1, description="A completed round; default: the last one.")] = None,
+) -> Response:
     """The job's model as saved after its last completed round (its checkpoint; the final model once the job
-    has succeeded); ``X-Medfed-Round`` names that round. 404 before a round has completed or for a job kind
-    without a model."""
+    has succeeded), or after ``round`` (:mod:`coordinator.store.checkpoints`); ``X-Medfed-Round`` names that
+    round. 404 before a round has completed, for a round not kept, or for a job kind without a model."""
     job = jobs.get_job(engine, job_id=job_id)
     state = jobs.load_job_state(engine, job_id=job_id)
     if state is None:
         raise NotFoundError(detail="no model saved for this job yet", hints=["model: no completed round"])
-    final = job.status is jobs.JobStatus.SUCCEEDED
-    headers = {"X-Medfed-Round": str(state.round), "X-Medfed-Final": "true" if final else "false"}
-    return Response(content=state.arrays, media_type=MODEL_MEDIA_TYPE, headers=headers)
+    arrays, server_round = state.arrays, state.round
+    if round is not None and round != state.round:
+        kept = checkpoints.load_checkpoint(engine, job_id=job_id, round=round)
+        if kept is None:
+            raise NotFoundError(detail="no model kept for this round", hints=["round: not a kept, completed round"])
+        arrays, server_round = kept.arrays, kept.round
+    final = job.status is jobs.JobStatus.SUCCEEDED and server_round == state.round
+    headers = {"X-Medfed-Round": str(server_round), "X-Medfed-Final": "true" if final else "false"}
+    return Response(content=arrays, media_type=MODEL_MEDIA_TYPE, headers=headers)
 
 
 @router.post("/jobs/{job_id}/cancel", name="cancel_job")

@@ -23,8 +23,9 @@ metadata). Nodes' released partials may hold suppressed cells; the merges never 
 
 The task every node gets carries the job's privacy block (:class:`common.analytics.task.TaskPrivacy`):
 the study, the DP request, secure aggregation, the job id, and the researcher — the job's submitter,
-which the coordinator writes here and the researcher cannot choose (the trust issue will have the
-researcher sign the spec, so that nodes need not take the coordinator's word for it).
+the name in the researcher's certificate. Nodes do not take the coordinator's word for any of it: each
+compares the task with the spec the researcher signed and with the certificate
+(``node/federation/binding.py``, ``docs/trust.md``).
 
 **Secure aggregation** (``secure_aggregation``; :mod:`common.analytics.secure`): step 1 collects every
 node's fresh round key and declared maximum, step 2 sends every node the round and the others' keys and

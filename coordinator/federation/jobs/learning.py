@@ -31,8 +31,10 @@ charge DP-SGD) when the runner attached it (:meth:`LearningSpec.for_submitter`);
 charged to their ledgers) and ``privacy.secure_aggregation`` (masked updates) are part of the task the
 nodes enforce; ``central_dp`` (client-level DP added by the coordinator, never charged to a node) is
 the coordinator's alone. Central DP and secure aggregation exclude each other (the coordinator must
-see each update to clip it), and neither runs with Cyclic (one update per round). The job's privacy
-figures for its result are :func:`privacy_report`.
+see each update to clip it), and neither runs with Cyclic (one update per round). Scaffold runs with
+none of them: a node's control-variate change is as revealing as its update and would travel unmasked
+and without noise (and central DP accepts FedAvg and FedProx only). The job's privacy figures for its
+result are :func:`privacy_report`.
 """
 
 from __future__ import annotations
@@ -76,10 +78,22 @@ class LearningSpec(LearningTask):
             raise ValueError("central_dp is accounted for a (uniform) mean: fedavg or fedprox only")
         if secure is not None and (self.strategy.name == "cyclic" or self.quorum < 2):
             raise ValueError("secure aggregation sums two or more updates: not cyclic, and quorum at least 2")
+        if self.strategy.name == "scaffold":
+            self._scaffold_fits()
         if self.central_dp is not None or secure is not None:
             # The driver builds the strategy from ``strategy`` alone: it carries the wrappers (not a field).
             object.__setattr__(self, "strategy", self.strategy.with_privacy(self.central_dp, secure))
         return self
+
+    def _scaffold_fits(self) -> None:
+        """Scaffold's control update assumes plain SGD steps, and its control variates travel in the clear."""
+        if self.optimizer != "sgd" or self.momentum:
+            raise ValueError("scaffold corrects plain SGD steps: optimizer sgd without momentum")
+        if self.secure_updates is not None or self.dp_sgd is not None:
+            raise ValueError(
+                "scaffold is not available with secure aggregation or DP-SGD: each node's control variate "
+                "would leave it unmasked and without noise"
+            )
 
     def for_submitter(self, researcher: str) -> LearningSpec:
         """This spec for a job submitted by ``researcher``: its instructions name them (nodes charge DP-SGD to them)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -42,6 +42,11 @@ class DryRunJob(BaseModel):
     epsilon: float = Field(default=0.0, ge=0, lt=1e6)
     delta: float = Field(default=0.0, ge=0, lt=1)
     spec: dict[str, Any]
+
+
+# A hold's id is a row id in a 32-bit integer column (PostgreSQL's INTEGER): a larger one is a 400 here, not an
+# overflow in the database driver (a 500).
+HoldId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _audit(request: Request) -> AuditLog:
@@ -118,13 +123,13 @@ async def _decide_release(request: Request, principal: Any, hold_id: int, releas
 
 
 @router.post("/releases/{hold_id}/release", name="admin.release")
-async def release(request: Request, hold_id: int, principal: Admin) -> dict[str, Any]:
+async def release(request: Request, hold_id: HoldId, principal: Admin) -> dict[str, Any]:
     """Release a held result (409 when it is not held)."""
     return await _decide_release(request, principal, hold_id, True)
 
 
 @router.post("/releases/{hold_id}/withhold", name="admin.withhold")
-async def withhold(request: Request, hold_id: int, principal: Admin) -> dict[str, Any]:
+async def withhold(request: Request, hold_id: HoldId, principal: Admin) -> dict[str, Any]:
     """Withhold a held result for good (409 when it is not held)."""
     return await _decide_release(request, principal, hold_id, False)
 

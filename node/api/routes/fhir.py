@@ -27,6 +27,35 @@ __all__ = ["router"]
 router = APIRouter(prefix="/fhir")
 VERSION = "0.1.0"
 
+# The write routes read their JSON themselves (FHIR validation is stricter than a schema can say);
+# the OpenAPI document still says what they take, so clients and fuzzers send a body.
+_JSON_OBJECT = {"schema": {"type": "object"}}
+_RESOURCE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/fhir+json": _JSON_OBJECT, "application/json": _JSON_OBJECT},
+    }
+}
+# Search parameters are read from the query string as FHIR defines them (any resource's parameters);
+# these common ones are declared so that the document shows how a search looks.
+_SEARCH_PARAMETERS = ("_id", "_count", "_sort", "_include", "_revinclude", "_total", "_lastUpdated", "identifier")
+_SEARCH_QUERY: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in _SEARCH_PARAMETERS
+    ]
+}
+_PAGE_QUERY: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in ("_count", "_page")
+    ]
+}
+_SEARCH_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}},
+    }
+}
+
 
 def _params(request: Request) -> list[tuple[str, str]]:
     return list(request.query_params.multi_items())
@@ -58,7 +87,7 @@ def metadata(request: Request) -> Response:
     return Response(body, media_type=FHIR_JSON)
 
 
-@router.post("", name="fhir.bundle")
+@router.post("", name="fhir.bundle", openapi_extra=_RESOURCE_BODY)
 async def post_bundle(request: Request, service: ServiceDep, settings: SettingsDep, _: Admin) -> Response:
     """A transaction or batch Bundle."""
     bundle = await read_json_body(request)
@@ -73,7 +102,7 @@ async def post_bundle(request: Request, service: ServiceDep, settings: SettingsD
     return Response(orjson.dumps(outcome.response), media_type=FHIR_JSON)
 
 
-@router.get("/Patient/{resource_id}/$everything", name="fhir.everything")
+@router.get("/Patient/{resource_id}/$everything", name="fhir.everything", openapi_extra=_PAGE_QUERY)
 def everything(request: Request, resource_id: str, service: ServiceDep, _: Reader) -> Response:
     """The patient and every resource that refers to them, paged."""
     params = _params(request)
@@ -89,13 +118,13 @@ def everything(request: Request, resource_id: str, service: ServiceDep, _: Reade
     )
 
 
-@router.get("/{resource_type}", name="fhir.search")
+@router.get("/{resource_type}", name="fhir.search", openapi_extra=_SEARCH_QUERY)
 def search(request: Request, resource_type: str, service: ServiceDep, _: Reader) -> Response:
     """Search by GET."""
     return _search_response(request, service, resource_type, _params(request))
 
 
-@router.post("/{resource_type}/_search", name="fhir.search_post")
+@router.post("/{resource_type}/_search", name="fhir.search_post", openapi_extra=_SEARCH_FORM)
 async def search_post(request: Request, resource_type: str, service: ServiceDep, _: Reader) -> Response:
     """Search by POST with a form body (keeps identifiers out of URLs and proxy logs)."""
     if media_type(request, "") not in ("application/x-www-form-urlencoded", ""):
@@ -105,7 +134,7 @@ async def search_post(request: Request, resource_type: str, service: ServiceDep,
     return await run_in_threadpool(_search_response, request, service, resource_type, params)
 
 
-@router.post("/{resource_type}", name="fhir.create")
+@router.post("/{resource_type}", name="fhir.create", openapi_extra=_RESOURCE_BODY)
 async def create(request: Request, resource_type: str, service: ServiceDep, _: Admin) -> Response:
     """Create; conditional by ``If-None-Exist`` or by search parameters in the URL."""
     check_type(resource_type)
@@ -161,7 +190,7 @@ def history(request: Request, resource_type: str, resource_id: str, service: Ser
     return Response(orjson.dumps(body), media_type=FHIR_JSON)
 
 
-@router.put("/{resource_type}/{resource_id}", name="fhir.update")
+@router.put("/{resource_type}/{resource_id}", name="fhir.update", openapi_extra=_RESOURCE_BODY)
 async def update(request: Request, resource_type: str, resource_id: str, service: ServiceDep, _: Admin) -> Response:
     """Update (or create with this id); ``If-Match`` must name the current version, else 412."""
     check_type(resource_type)

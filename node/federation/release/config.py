@@ -10,10 +10,10 @@ no differential-privacy budget at all). Keys: every key of
     ledger:
       node_cap: {epsilon: 10.0, delta: 1.0e-6}       # over all researchers and studies together
       accounts:                                        # one budget per researcher x study
-        - {researcher: "token:12", study: heart-2025, epsilon: 2.0, delta: 0}
+        - {researcher: alice, study: heart-2025, epsilon: 2.0, delta: 0}
 
-``researcher`` is the coordinator's name for the job's submitter (today ``token:<token id>``; the
-trust issue replaces it with a signed researcher identity). The budgets are written to the node's
+``researcher`` is the researcher's name in the membership certificate the network-admin key signed
+(``docs/trust.md``): the node checks that a job's messages charge that name. The budgets are written to the node's
 ledger when the node starts (:func:`apply_ledger_config`): a budget can be raised or lowered, what was
 spent stays spent, and an account or cap the file does not mention is left as it is (the admin's other
 tools may have set it). Unknown keys are refused, here as in the policy.
