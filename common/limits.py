@@ -24,8 +24,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TypeVar
 
-from common.errors import ErrorCode, InputError
+from common.errors import AccessError, ErrorCode, InputError
 
 __all__ = [
     "DEFAULT_AUTH_FAILURE_BURST",
@@ -96,6 +97,9 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+Principal = TypeVar("Principal")
+
+
 class AuthFailureGuard:
     """Failed bearer-token authentication per client address (see the module docstring for the policy)."""
 
@@ -111,6 +115,18 @@ class AuthFailureGuard:
         self._known: OrderedDict[str, None] = OrderedDict()  # SHA-256 of tokens that authenticated
         self._max_known = max_known_tokens
         self._lock = threading.Lock()
+
+    def authenticate(self, address: str, token: str, lookup: Callable[[str], Principal]) -> Principal:
+        """``lookup(token)`` under the guard: 429 without a lookup while ``address`` is over its budget (and the
+        token never authenticated here); a refusal (AccessError) is counted against the address."""
+        self.check(address, token)
+        try:
+            principal = lookup(token)
+        except AccessError:
+            self.failed(address)
+            raise
+        self.succeeded(token)
+        return principal
 
     def check(self, address: str, token: str) -> None:
         """Before the lookup: raise InputError(RATE_LIMITED) when ``address`` is over its budget and ``token``

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import orjson
 import typer
@@ -26,7 +26,11 @@ from coordinator.config import CoordinatorSettings
 from node.config import NodeSettings
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from medfed.sdk import Federation
+
+_T = TypeVar("_T")
 
 EXIT_RUNTIME = 1
 EXIT_CONFIG = 3
@@ -684,6 +688,17 @@ def _coordinator_settings(data_dir: Path | None, **overrides: object) -> Coordin
         raise ConfigError(detail=f"invalid settings: {fields}") from None
 
 
+def _on_coordinator_db(settings: CoordinatorSettings, work: Callable[[Engine], _T]) -> _T:
+    """``work`` on the coordinator's database, opened for this one command and closed after it."""
+    from coordinator.runtime import open_engine
+
+    engine = open_engine(settings)
+    try:
+        return work(engine)
+    finally:
+        engine.dispose()
+
+
 @coordinator_app.command("init")
 def coordinator_init(
     data_dir: CoordinatorDataDir = None,
@@ -767,16 +782,15 @@ def coordinator_token_create(
     label: Annotated[str, typer.Option(help="A note for whom the token is (stored, not secret).")] = "",
 ) -> None:
     """Create an API token and print it once; only its hash is stored."""
-    from coordinator.runtime import open_engine
     from coordinator.store.tokens import Role, create_token
 
     if role not in {r.value for r in Role}:
         console.print("[red]error:[/red] --role must be admin, researcher or observer")
         raise typer.Exit(2)
     try:
-        engine = open_engine(_coordinator_settings(data_dir))
-        token_id, token = create_token(engine, role=Role(role), label=label)
-        engine.dispose()
+        token_id, token = _on_coordinator_db(
+            _coordinator_settings(data_dir), lambda engine: create_token(engine, role=Role(role), label=label)
+        )
     except MedfedError as exc:
         raise _fail(exc) from None
     console.print(f"token {token_id} ({role}) created; it is shown only now:")
@@ -807,7 +821,6 @@ def coordinator_researcher_add(
     from common.crypto import VerifyKey
     from coordinator.identity import load_network_admin_key
     from coordinator.researchers import add_researcher
-    from coordinator.runtime import open_engine
 
     try:
         settings = _coordinator_settings(data_dir)
@@ -816,11 +829,12 @@ def coordinator_researcher_add(
             key = VerifyKey.from_text(public_key.read_text(encoding="ascii").strip())
         except (OSError, UnicodeDecodeError, InputError):
             raise ConfigError(detail=f"{public_key} is not a researcher public key (researcher.pub)") from None
-        engine = open_engine(settings)
-        try:
-            added = add_researcher(engine, admin, name=name, public_key=key, studies=study, valid_days=valid_days)
-        finally:
-            engine.dispose()
+        added = _on_coordinator_db(
+            settings,
+            lambda engine: add_researcher(
+                engine, admin, name=name, public_key=key, studies=study, valid_days=valid_days
+            ),
+        )
     except InputError as exc:
         console.print(f"[red]error:[/red] {exc.detail}", markup=True, highlight=False)
         raise typer.Exit(2) from None
@@ -839,15 +853,10 @@ def coordinator_researcher_add(
 @coordinator_researcher_app.command("list")
 def coordinator_researcher_list(data_dir: CoordinatorDataDir = None) -> None:
     """The registered researchers: name, key fingerprint, revoked or not."""
-    from coordinator.runtime import open_engine
     from coordinator.store.researchers import list_researchers
 
     try:
-        engine = open_engine(_coordinator_settings(data_dir))
-        try:
-            found = list_researchers(engine)
-        finally:
-            engine.dispose()
+        found = _on_coordinator_db(_coordinator_settings(data_dir), list_researchers)
     except MedfedError as exc:
         raise _fail(exc) from None
     for record in found:
@@ -865,16 +874,11 @@ def coordinator_researcher_revoke(
     heartbeat, and nodes refuse the researcher's jobs from then on, running ones included."""
     from coordinator.identity import load_network_admin_key
     from coordinator.researchers import revoke_researcher
-    from coordinator.runtime import open_engine
 
     try:
         settings = _coordinator_settings(data_dir)
         admin = load_network_admin_key(settings.data_dir, admin_key)
-        engine = open_engine(settings)
-        try:
-            serial = revoke_researcher(engine, admin, name=name)
-        finally:
-            engine.dispose()
+        serial = _on_coordinator_db(settings, lambda engine: revoke_researcher(engine, admin, name=name))
     except MedfedError as exc:
         raise _fail(exc) from None
     console.print(f"researcher {name} revoked (revocation list {serial})", markup=False, highlight=False)
@@ -888,15 +892,10 @@ coordinator_app.add_typer(coordinator_node_app, name="node")
 def coordinator_node_list(data_dir: CoordinatorDataDir = None) -> None:
     """The registered nodes: id, key fingerprint, enrolled or revoked."""
     from common.crypto import VerifyKey
-    from coordinator.runtime import open_engine
     from coordinator.store.nodes import list_nodes
 
     try:
-        engine = open_engine(_coordinator_settings(data_dir))
-        try:
-            found = list_nodes(engine)
-        finally:
-            engine.dispose()
+        found = _on_coordinator_db(_coordinator_settings(data_dir), list_nodes)
     except MedfedError as exc:
         raise _fail(exc) from None
     for node in found:
@@ -914,16 +913,11 @@ def coordinator_node_revoke(
     record-locator request from it and send it nothing."""
     from coordinator.identity import load_network_admin_key
     from coordinator.revocations import revoke_node
-    from coordinator.runtime import open_engine
 
     try:
         settings = _coordinator_settings(data_dir)
         admin = load_network_admin_key(settings.data_dir, admin_key)
-        engine = open_engine(settings)
-        try:
-            revoked = revoke_node(engine, admin, name=name)
-        finally:
-            engine.dispose()
+        revoked = _on_coordinator_db(settings, lambda engine: revoke_node(engine, admin, name=name))
     except InputError as exc:
         console.print(f"[red]error:[/red] {exc.detail}", markup=True, highlight=False)
         raise typer.Exit(2) from None

@@ -57,15 +57,8 @@ def authenticate_token(request: Request, token: str | None) -> Principal:
     if not token:
         raise AccessError(ErrorCode.UNAUTHENTICATED)
     guard: AuthFailureGuard = request.app.state.auth_guard
-    address = client_address(request)
-    guard.check(address, token)
-    try:
-        principal = authenticate(request.app.state.engine, token=token)
-    except AccessError:
-        guard.failed(address)
-        raise
-    guard.succeeded(token)
-    return principal
+    engine = request.app.state.engine
+    return guard.authenticate(client_address(request), token, lambda presented: authenticate(engine, token=presented))
 
 
 def _principal(request: Request) -> Principal:

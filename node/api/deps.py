@@ -42,14 +42,8 @@ def _principal(request: Request) -> Principal:
     if not token:
         raise AccessError(ErrorCode.UNAUTHENTICATED)
     guard: AuthFailureGuard = request.app.state.auth_guard
-    address = client_address(request)
-    guard.check(address, token)
-    try:
-        principal = authenticate(request.app.state.engine, token)
-    except AccessError:
-        guard.failed(address)
-        raise
-    guard.succeeded(token)
+    engine = request.app.state.engine
+    principal = guard.authenticate(client_address(request), token, lambda presented: authenticate(engine, presented))
     request.state.principal = principal
     return principal
 

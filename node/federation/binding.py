@@ -41,14 +41,6 @@ _ANALYSIS_FIELDS = ("analysis", "params", "source", "columns", "cohort")
 _FEDAVG_FIELDS = (("hidden", "hidden"), ("local-epochs", "local_epochs"), ("lr", "lr"), ("batch-size", "batch_size"))
 
 
-def _round_bound(spec: Mapping[str, Any]) -> int:
-    for key in ("rounds", "max_rounds"):
-        value = spec.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 1
-
-
 def _expected_analysis(trusted: TrustedJob) -> AnalysisTask:
     """The task a node must receive for the signed analysis spec (as ``AnalysisSpec.task`` builds it)."""
     spec = trusted.spec
@@ -119,10 +111,9 @@ def message_problems(trusted: TrustedJob, message: Message) -> tuple[str, ...]:
     allowed = spec.get("message_types")
     if not isinstance(allowed, list) or message.metadata.message_type not in allowed:
         problems.append("message.type")
-    bound = _round_bound(spec)
     for record in message.content.config_records.values():
         value = record.get(ROUND_KEY)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound):
+        if value is not None and not trusted.round_allowed(value):
             problems.append("message.round")
             break
     app = spec.get("app")

@@ -85,26 +85,13 @@ def _dp_cost(spec: Mapping[str, Any]) -> tuple[Any, Any]:
     return dp.get("epsilon", 0.0), dp.get("delta", 0.0) or 0.0
 
 
-def _round_bound(spec: Mapping[str, Any]) -> int:
-    """The highest round a message of the signed job may name: its rounds (learning), its steps (analysis), 1."""
-    for key in ("rounds", "max_rounds"):
-        value = spec.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return 1
-
-
 def outside_spec(trusted: TrustedJob, envelope: Mapping[str, Any]) -> tuple[str, ...]:
     """Where the envelope of a message leaves the signed spec (empty: it fits): its app, its allowed message types
     and its round (none, or 1 to the signed bound)."""
     spec = trusted.spec
     problems = [key for key in ("app", "message_types") if envelope.get(key) != spec.get(key)]
     server_round = envelope.get("round")
-    if server_round is not None and (
-        isinstance(server_round, bool)
-        or not isinstance(server_round, int)
-        or not 1 <= server_round <= _round_bound(spec)
-    ):
+    if server_round is not None and not trusted.round_allowed(server_round):
         problems.append("round")
     return tuple(f"message.{key}: outside the signed spec" for key in problems)
 
@@ -166,16 +153,7 @@ class JobAdmissions:
     def refuse_message(self, job_id: str, message_id: str, hints: tuple[str, ...]) -> Admission:
         """Audit that one message of a verified job asked for something its signed spec does not allow (found by
         the channel once the message is read), and the refusal to answer it with."""
-        trusted = self.trusted(job_id)
-        self._audit.job_refused(
-            job_id=job_id[:200],
-            code=str(ErrorCode.MESSAGE_OUTSIDE_SPEC),
-            hints=hints,
-            researcher=None if trusted is None else trusted.researcher,
-            study=None if trusted is None else trusted.study,
-            message_id=message_id[:200],
-        )
-        return Admission(Verdict.REFUSE, ErrorCode.MESSAGE_OUTSIDE_SPEC, hints)
+        return self._refuse_one(job_id, message_id, ErrorCode.MESSAGE_OUTSIDE_SPEC, hints)
 
     def refuse_revoked_peer(self, job_id: str, message_id: str) -> Admission:
         """Audit that one message of a verified job asked this node to mask for a secure round that a revoked
@@ -183,17 +161,20 @@ class JobAdmissions:
 
         Only that message is refused: a coordinator that runs the round again without the node gets an answer.
         """
-        trusted = self.trusted(job_id)
         hints = ("secure_aggregation.participants: a revoked node",)
+        return self._refuse_one(job_id, message_id, ErrorCode.NODE_REVOKED, hints)
+
+    def _refuse_one(self, job_id: str, message_id: str, code: ErrorCode, hints: tuple[str, ...]) -> Admission:
+        trusted = self.trusted(job_id)
         self._audit.job_refused(
             job_id=job_id[:200],
-            code=str(ErrorCode.NODE_REVOKED),
+            code=str(code),
             hints=hints,
             researcher=None if trusted is None else trusted.researcher,
             study=None if trusted is None else trusted.study,
             message_id=message_id[:200],
         )
-        return Admission(Verdict.REFUSE, ErrorCode.NODE_REVOKED, hints)
+        return Admission(Verdict.REFUSE, code, hints)
 
     def _per_message(self, job_id: str, known: _Known, envelope: Mapping[str, Any]) -> Admission | None:
         trusted = known.trusted

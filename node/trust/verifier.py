@@ -69,6 +69,19 @@ class TrustedJob:
         """The study the researcher signed the job for."""
         return self.signed.study
 
+    def round_allowed(self, server_round: object) -> bool:
+        """Whether a message may name round ``server_round``: 1 to the signed bound (the job's rounds for
+        learning, its steps for an analysis, else 1)."""
+        if isinstance(server_round, bool) or not isinstance(server_round, int):
+            return False
+        bound = 1
+        for key in ("rounds", "max_rounds"):
+            value = self.spec.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                bound = value
+                break
+        return 1 <= server_round <= bound
+
 
 def _refuse(code: ErrorCode, detail: str, hint: str) -> AccessError:
     return AccessError(code, detail=detail, hints=(hint,))
