@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from common.limits import AuthFailureGuard
+from coordinator.api.envelopes import Envelopes
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.limits import BodyLimit
 from coordinator.api.node_auth import NoncePruner
@@ -76,6 +77,7 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
     )
     app.state.nonce_pruner = NoncePruner()
     app.state.notifier = notifier
+    app.state.envelopes = Envelopes(app.state.engine)
     app.state.runner = JobRunner(
         app.state.engine,
         notifier,

@@ -6,9 +6,8 @@ replies go back as separate requests. Long-poll over HTTPS rather than WebSocket
 request/response, so it passes every HTTPS proxy and TLS-inspecting middlebox a hospital may run,
 and it costs one round trip per delivery (see benchmarks/README.md).
 
-Every message an envelope carries is the Flower message serialised by :mod:`common.flower`, plus the
-job's app and allowed message types from the job's spec (the trust issue replaces this with the
-researcher-signed spec that the node verifies). It also carries what the node's policy decides on
+Every message an envelope carries (:mod:`coordinator.api.envelopes`) is the Flower message serialised by
+:mod:`common.flower`, plus the job's app and allowed message types from the job's spec. It also carries what the node's policy decides on
 (``spec``: the spec's fields that name the kind, study, analysis, source, columns, learning inputs,
 rounds and privacy request; ``submitter``: the researcher), and the message's ``deadline_at`` (epoch
 microseconds, None for none), after which a node holding it for a person's approval drops it.
@@ -30,36 +29,20 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from common.errors import ErrorCode, InputError
 from coordinator.api.deps import EngineDep
+from coordinator.api.envelopes import Envelopes
 from coordinator.api.node_auth import AuthenticatedNode
 from coordinator.federation.notifier import ChannelNotifier
-from coordinator.store import jobs, messages, nodes, researchers
+from coordinator.store import messages, nodes, researchers
 from coordinator.store.db import now_micros, write_transaction
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/channel/v1")
-# The spec fields a node's policy reads (node/policy/jobs.py); parameters and strategies stay here.
-POLICY_FIELDS = (
-    "kind",
-    "app",
-    "study",
-    "analysis",
-    "source",
-    "columns",
-    "features",
-    "categorical",
-    "target",
-    "event",
-    "time",
-    "split",
-    "rounds",
-    "privacy",
-)
 log = logging.getLogger("medfed.coordinator.channel")
 
 MAX_WAIT_S = 30.0
@@ -99,47 +82,14 @@ def _notifier(request: Request) -> ChannelNotifier:
     return notifier
 
 
-def _trust(conn: Connection, job_id: str) -> dict[str, Any]:
-    """The job's signed document and its researcher's current certificate (None each for an unsigned job)."""
-    signed = researchers.signed_job_of(conn, job_id=job_id)
-    if signed is None:
-        return {"signed_job": None, "membership": None}
-    researcher, document = signed
-    return {"signed_job": document, "membership": researchers.current_membership(conn, researcher=researcher)}
+def _envelopes(request: Request) -> Envelopes:
+    envelopes: Envelopes = request.app.state.envelopes
+    return envelopes
 
 
-def _envelopes(conn: Connection, pending: list[messages.Message]) -> list[dict[str, Any]]:
-    specs: dict[str, tuple[dict[str, Any], str, dict[str, Any]]] = {}
-    out: list[dict[str, Any]] = []
-    for message in pending:
-        job_id = message.job_id
-        spec: dict[str, Any] = {}
-        submitter: str | None = None
-        trust: dict[str, Any] = {"signed_job": None, "membership": None}
-        if job_id is not None:
-            if job_id not in specs:
-                record = jobs.get_job(conn, job_id=job_id)
-                specs[job_id] = dict(record.spec), record.submitter, _trust(conn, job_id)
-            spec, submitter, trust = specs[job_id]
-        out.append(
-            {
-                "id": message.id,
-                "job_id": job_id,
-                "round": message.round,
-                "app": spec.get("app"),
-                "message_types": spec.get("message_types", []),
-                "rounds": spec.get("rounds"),
-                "spec": {key: spec[key] for key in POLICY_FIELDS if key in spec},
-                "submitter": submitter,
-                "deadline_at": message.deadline_at,
-                "payload": base64.b64encode(message.payload).decode(),
-                **trust,
-            }
-        )
-    return out
-
-
-def _deliver(engine: Engine, node: nodes.NodeRecord, body: PollRequest | None) -> list[dict[str, Any]]:
+def _deliver(
+    engine: Engine, envelopes: Envelopes, node: nodes.NodeRecord, body: PollRequest | None
+) -> list[dict[str, Any]]:
     """One write transaction per poll: take the acknowledgements, note liveness, take what is due.
 
     ``body`` is None for the second look after a wake-up (nothing to acknowledge then). Liveness is
@@ -156,18 +106,18 @@ def _deliver(engine: Engine, node: nodes.NodeRecord, body: PollRequest | None) -
         # delivery unacknowledged for ACK_TIMEOUT_S, which went to a connection that died.
         redeliver_before = now + 1 if body is not None and body.hello else now - int(ACK_TIMEOUT_S * 1_000_000)
         pending = messages.take_deliverable(conn, node_id=node.id, redeliver_before=redeliver_before, now=now)
-        return _envelopes(conn, pending) if pending else []
+    return envelopes.build(pending) if pending else []
 
 
 @router.post("/poll", name="channel.poll")
 async def poll(request: Request, node: AuthenticatedNode, body: PollRequest, engine: EngineDep) -> dict[str, Any]:
     """Deliver the node's queued messages, waiting up to ``wait_s`` for one to be queued."""
-    delivered = await run_in_threadpool(_deliver, engine, node, body)
+    delivered = await run_in_threadpool(_deliver, engine, _envelopes(request), node, body)
     if not delivered and body.wait_s > 0:
         await _notifier(request).wait_for_message(node.id, body.wait_s)
         if await request.is_disconnected():  # nobody to deliver to: leave the messages queued
             return {"messages": []}
-        delivered = await run_in_threadpool(_deliver, engine, node, None)
+        delivered = await run_in_threadpool(_deliver, engine, _envelopes(request), node, None)
     if not delivered:
         return {"messages": []}
     # Revocations travel with the messages they may forbid (one indexed read per poll that delivers).
