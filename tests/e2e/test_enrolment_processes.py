@@ -7,7 +7,6 @@ and ``medfed node init`` / ``enrol`` run as subprocesses on loopback; the coordi
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -27,19 +26,14 @@ from tests.e2e.conftest import (
     _stop,
     _tail,
 )
-
-
-def _env() -> dict[str, str]:
-    """The test runner's environment without MEDFED_* settings or proxies (loopback is dialled directly)."""
-    dropped = {"https_proxy", "http_proxy", "all_proxy"}
-    return {k: v for k, v in os.environ.items() if not k.startswith("MEDFED_") and k.lower() not in dropped}
+from tests.e2e.processes import medfed_env
 
 
 def _medfed(*args: str) -> subprocess.CompletedProcess[str]:
     """Run one ``medfed`` command to completion; fail with its stderr if it does not exit 0."""
     result = subprocess.run(
         [*_medfed_command(), *args],
-        env=_env(),
+        env=medfed_env(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -94,7 +88,7 @@ def test_a_node_process_enrols_with_a_coordinator_process(tmp_path: Path) -> Non
                 str(port),
                 "--no-advertise",
             ],
-            env=_env(),
+            env=medfed_env(),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -107,7 +101,7 @@ def test_a_node_process_enrols_with_a_coordinator_process(tmp_path: Path) -> Non
                 ["coordinator", "token", "create", "--data-dir", str(coordinator_dir), "--role", "admin"],
                 ["node", "init", "--data-dir", str(node_dir)],
             ],
-            _env(),
+            medfed_env(),
         )
         _wait_until_healthy_over_tls(process, base_url, ca_pem, stderr_path)
 

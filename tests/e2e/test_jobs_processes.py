@@ -16,13 +16,11 @@ and the coordinator's SQLite file) against generous deadlines, never by sleeping
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -39,7 +37,8 @@ from node.fhir.ingest import ingest_paths
 from node.generator import generate
 from node.identity import enrol
 from node.runtime import init_node, open_service
-from tests.e2e.conftest import POLL_INTERVAL_S, STDERR_TAIL_CHARS, _free_port, _medfed_command, _stop
+from tests.e2e.conftest import _free_port
+from tests.e2e.processes import MedfedProcesses, online_nodes
 from tests.researchers import Researcher, add_researcher
 
 PATIENTS = 4
@@ -62,12 +61,6 @@ SLOW_FEDAVG: dict[str, Any] = {
 FAST_FEDAVG: dict[str, Any] = {"kind": "fedavg_mlp", "rounds": 3, "hidden": [8], "batch_size": 256}
 
 
-def _env() -> dict[str, str]:
-    """The runner's environment without MEDFED_* settings or proxies (loopback is dialled directly)."""
-    dropped = {"https_proxy", "http_proxy", "all_proxy"}
-    return {k: v for k, v in os.environ.items() if not k.startswith("MEDFED_") and k.lower() not in dropped}
-
-
 @dataclass
 class _Node:
     name: str
@@ -79,7 +72,7 @@ class _Node:
 
 
 @dataclass
-class Network:
+class Network(MedfedProcesses):
     """A coordinator process and node processes under one directory, with an admin API client."""
 
     root: Path
@@ -90,59 +83,25 @@ class Network:
     researcher: Researcher
     nodes: list[_Node] = field(default_factory=list)
     coordinator_process: subprocess.Popen[bytes] | None = None
-    _started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    ready_deadline_s: ClassVar[float] = READY_DEADLINE_S
 
     # --- processes --------------------------------------------------------------------------------
 
-    def _spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [*_medfed_command(), *args], env=_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-            )
-        self._started.append(process)
-        return process
+    def log_paths(self) -> list[Path]:
+        return [self.root / "coordinator.log", *(node.log for node in self.nodes)]
 
     def start_coordinator(self) -> None:
         """``medfed coordinator start`` on the data dir and port; returns once /healthz answers 200."""
-        self.coordinator_process = self._spawn(
-            [
-                "coordinator",
-                "start",
-                "--data-dir",
-                str(self.coordinator.data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.coordinator.port),
-                "--no-advertise",
-            ],
-            self.root / "coordinator.log",
-        )
-        process = self.coordinator_process
-
-        def healthy() -> bool:
-            try:
-                with self.api() as api:
-                    return api.get("/healthz").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        self.wait_for(healthy, "the coordinator to answer /healthz", watch=[process])
+        self.coordinator_process = self.spawn_coordinator(self.coordinator, self.url)
 
     def start_node(self, node: _Node) -> subprocess.Popen[bytes]:
         """``medfed node start`` on the node's data dir (it dials the coordinator on its own)."""
-        node.process = self._spawn(
+        node.process = self.spawn(
             ["node", "start", "--data-dir", str(node.settings.data_dir), "--port", str(node.settings.port)], node.log
         )
         return node.process
-
-    def stop_all(self) -> None:
-        """Every process started here, by its own handle: SIGTERM to all, then SIGKILL to any still running."""
-        running = [process for process in reversed(self._started) if process.poll() is None]
-        for process in running:  # all at once: a node's long-poll ends as the coordinator goes
-            process.terminate()
-        for process in running:
-            _stop(process)
 
     # --- observation ------------------------------------------------------------------------------
 
@@ -156,46 +115,9 @@ class Network:
             trust_env=False,
         )
 
-    def logs(self) -> str:
-        """The tails of every process's log, for failure messages."""
-        paths = [self.root / "coordinator.log", *(node.log for node in self.nodes)]
-        return "\n".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')[-STDERR_TAIL_CHARS:]}"
-            for path in paths
-            if path.exists()
-        )
-
-    def wait_for(
-        self,
-        check: Callable[[], bool],
-        what: str,
-        *,
-        deadline_s: float = READY_DEADLINE_S,
-        watch: list[subprocess.Popen[bytes]] | None = None,
-        interval_s: float = POLL_INTERVAL_S * 4,
-    ) -> None:
-        """Poll ``check`` until True; fail if a watched process exits or the deadline passes."""
-        deadline = time.monotonic() + deadline_s
-        while True:
-            for process in watch or []:
-                if process.poll() is not None:
-                    pytest.fail(f"a process exited ({process.returncode}) while waiting for {what}:\n{self.logs()}")
-            if check():
-                return
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {deadline_s:.0f}s waiting for {what}:\n{self.logs()}")
-            time.sleep(interval_s)  # the polling interval of a readiness probe, not synchronisation
-
     def online(self) -> set[str]:
         """Ids of the nodes the coordinator lists as online."""
-        try:
-            with self.api() as api:
-                listed = api.get("/api/nodes")
-        except httpx.TransportError:
-            return set()
-        if listed.status_code != 200:
-            return set()
-        return {n["id"] for n in listed.json()["nodes"] if n.get("online")}
+        return online_nodes(self.api)
 
     def wait_online(self, nodes: list[_Node]) -> None:
         """Wait until each of ``nodes`` is listed online."""

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from common.crypto import SealingKey, SigningKey, client_ssl_context
+from common.crypto import SealingKey, SigningKey
 from common.locator.certificates import issue_certificate
 from coordinator.config import CoordinatorSettings
 from coordinator.identity import CoordinatorIdentity
@@ -42,13 +40,12 @@ from node.linkage.keyfile import key_path
 from node.linkage.outbox import OUTBOX
 from node.runtime import init_node, open_service
 from node.store.db import make_engine, write_transaction
-from tests.e2e.conftest import STDERR_TAIL_CHARS, _free_port, _medfed_command, _stop
+from tests.e2e.conftest import _free_port
+from tests.e2e.leaks import Sentinels, base64_forms, found_in, text_forms
+from tests.e2e.processes import MedfedProcesses, healthy, index_records
 from tests.locator_data import LAB_CODE, condition, lab, opt_out_consent, patient
 
 pytestmark = pytest.mark.slow
-
-READY_DEADLINE_S = 240.0
-POLL_S = 0.2
 
 # Sentinels: values that must appear only where they belong (the hospitals that hold the patient).
 GIVEN = "Quorvina"
@@ -58,11 +55,6 @@ POSTCODE = "QX7 4ZJ"
 RESIDENT_ID = "110105191511117508"
 MRN_A, MRN_B, MRN_C = "MRN-A-7Q3XKV", "MRN-B-9W2JPD", "MRN-C-4T8ZRN"
 LAB_NOTE = "SENTINEL-LAB-NOTE-5KX9Q"
-
-
-def _env() -> dict[str, str]:
-    dropped = {"https_proxy", "http_proxy", "all_proxy"}
-    return {k: v for k, v in os.environ.items() if not k.startswith("MEDFED_") and k.lower() not in dropped}
 
 
 @dataclass
@@ -77,7 +69,7 @@ class Site:
 
 
 @dataclass
-class Network:
+class Network(MedfedProcesses):
     """The coordinator and three hospitals, their processes and what the commands printed."""
 
     root: Path
@@ -94,61 +86,14 @@ class Network:
     def sites(self) -> tuple[Site, Site, Site]:
         return (self.a, self.b, self.c)
 
-    def spawn(self, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [*_medfed_command(), *args], env=_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-            )
-        self.processes.append(process)
-        return process
-
-    def command(self, args: list[str], name: str) -> str:
-        """Run a ``medfed`` command to completion; its stdout (kept, with stderr, for the leak scan)."""
-        stdout_path, stderr_path = self.root / f"{name}.stdout", self.root / f"{name}.stderr"
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-            done = subprocess.run(
-                [*_medfed_command(), *args],
-                env=_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                timeout=180,
-                check=False,  # a failure is reported below, with its stderr
-            )
-        self.outputs += [stdout_path, stderr_path]
-        if done.returncode != 0:
-            pytest.fail(f"medfed {' '.join(args[:3])} exited {done.returncode}:\n{stderr_path.read_text()[-2000:]}")
-        return stdout_path.read_text()
-
-    def logs(self) -> str:
-        paths = [self.root / "coordinator.log", *(site.log for site in self.sites)]
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-STDERR_TAIL_CHARS:]}" for p in paths if p.exists()
-        )
-
-    def wait_for(self, check: Callable[[], bool], what: str, deadline_s: float = READY_DEADLINE_S) -> None:
-        deadline = time.monotonic() + deadline_s
-        while not check():
-            for process in self.processes:
-                if process.poll() is not None and process.returncode not in (0, None):
-                    pytest.fail(f"a process exited ({process.returncode}) while waiting for {what}:\n{self.logs()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}:\n{self.logs()}")
-            time.sleep(POLL_S)  # a readiness probe's polling interval, not synchronisation
+    def log_paths(self) -> list[Path]:
+        return [self.root / "coordinator.log", *(site.log for site in self.sites)]
 
     def coordinator_db(self) -> sa.Engine:
         return sa.create_engine(self.coordinator.sqlalchemy_url)
 
     def index_records(self) -> dict[str, int]:
-        engine = self.coordinator_db()
-        try:
-            with engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT node_id, count(*) FROM index_record GROUP BY node_id")).all()
-        except sa.exc.OperationalError:
-            return {}
-        finally:
-            engine.dispose()
-        return {row[0]: int(row[1]) for row in rows}
+        return index_records(self.coordinator)
 
     def locate(self, patient_id: str) -> dict[str, Any]:
         """``GET /locate`` on node A with the clinician's token."""
@@ -171,13 +116,6 @@ class Network:
                 return [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM locator_audit ORDER BY id"))]
         finally:
             engine.dispose()
-
-    def stop_all(self) -> None:
-        running = [p for p in reversed(self.processes) if p.poll() is None]
-        for process in running:
-            process.terminate()
-        for process in running:
-            _stop(process)
 
 
 def _prepare(root: Path) -> Network:
@@ -247,33 +185,12 @@ def _enrol(network: Network) -> None:
         engine.dispose()
 
 
-def _healthy(url: str, ca_pem: bytes | None = None) -> bool:
-    try:
-        verify: Any = client_ssl_context(ca_pem) if ca_pem is not None else True
-        return httpx.get(f"{url}/healthz", verify=verify, timeout=2.0, trust_env=False).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     """A coordinator and three nodes as processes, A's and B's and C's patients published."""
     net = _prepare(tmp_path_factory.mktemp("locator-e2e"))
     try:
-        net.spawn(
-            [
-                "coordinator",
-                "start",
-                "--data-dir",
-                str(net.coordinator.data_dir),
-                "--port",
-                str(net.coordinator.port),
-                "--no-advertise",
-            ],
-            net.root / "coordinator.log",
-        )
-        ca_pem = CoordinatorIdentity.load(net.coordinator.data_dir).ca_pem
-        net.wait_for(lambda: _healthy(net.url, ca_pem), "the coordinator")
+        net.spawn_coordinator(net.coordinator, net.url)
         _enrol(net)
         a_dir = str(net.a.settings.data_dir)
         net.command(["node", "linkage-key", "init", "--data-dir", a_dir], "linkage-init")
@@ -300,7 +217,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             )
         for site in net.sites:
             url = f"http://127.0.0.1:{site.settings.port}"
-            net.wait_for(functools.partial(_healthy, url), f"{site.name} /healthz")
+            net.wait_for(functools.partial(healthy, url), f"{site.name} /healthz")
         expected = {net.a.node_id: 2, net.b.node_id: 2, net.c.node_id: 1}
         net.wait_for(lambda: net.index_records() == expected, "every node's patients in the index")
         yield net
@@ -445,23 +362,7 @@ def test_the_coordinator_deletes_relayed_messages_once_they_are_delivered(networ
 # --- the leak scan -------------------------------------------------------------------------------------
 
 
-def _forms(value: str) -> set[bytes]:
-    """``value`` case-folded, and its UTF-8 bytes in lower-case hex (searched in case-folded text)."""
-    return {value.casefold().encode(), value.encode().hex().encode()}
-
-
-def _base64_forms(raw: bytes) -> set[bytes]:
-    """The parts of base64 (standard and URL-safe) of ``raw`` that do not depend on where it starts."""
-    found: set[bytes] = set()
-    for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + raw).rstrip(b"=")
-        core = encoded[(shift * 4 + 2) // 3 + 1 : -2] if shift else encoded[:-2]
-        if len(core) >= 8:
-            found |= {core, core.replace(b"+", b"-").replace(b"/", b"_")}
-    return found
-
-
-def _sentinels(network: Network) -> dict[str, tuple[set[bytes], set[bytes]]]:
+def _sentinels(network: Network) -> Sentinels:
     """Each sentinel's case-folded text forms and its case-sensitive base64 forms."""
     key_hex = key_path(network.a.settings.data_dir).read_text().strip()
     key = bytes.fromhex(key_hex)
@@ -477,21 +378,15 @@ def _sentinels(network: Network) -> dict[str, tuple[set[bytes], set[bytes]]]:
         "lab note": LAB_NOTE,
         "bearer token": network.clinician_token,
     }
-    sentinels = {name: (_forms(value), _base64_forms(value.encode())) for name, value in values.items()}
+    sentinels = {name: (text_forms(value), base64_forms(value.encode())) for name, value in values.items()}
     sentinels["birth date"][0].add(BIRTH_DATE.replace("-", "").encode())
     sentinels["postcode"][0].add(POSTCODE.replace(" ", "").casefold().encode())
-    sentinels["linkage key"] = ({key_hex.casefold().encode()}, _base64_forms(key))
+    sentinels["linkage key"] = ({key_hex.casefold().encode()}, base64_forms(key))
     return sentinels
 
 
-def _found(path: Path, sentinels: dict[str, tuple[set[bytes], set[bytes]]]) -> set[str]:
-    data = path.read_bytes()
-    folded = data.lower()
-    return {
-        name
-        for name, (text_forms, b64_forms) in sentinels.items()
-        if any(form in folded for form in text_forms) or any(form in data for form in b64_forms)
-    }
+def _found(path: Path, sentinels: Sentinels) -> set[str]:
+    return found_in(path.read_bytes(), sentinels)
 
 
 def test_leak_scan_finds_no_identifier_key_or_token_where_it_does_not_belong(network: Network) -> None:

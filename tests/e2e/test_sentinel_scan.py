@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import sqlalchemy as sa
 
 from common.crypto import client_ssl_context
 from coordinator.config import CoordinatorSettings
@@ -47,16 +44,16 @@ from node.generator import generate
 from node.identity import NodeIdentity
 from node.linkage.keyfile import key_path
 from node.runtime import init_node, open_service
-from tests.e2e.conftest import STDERR_TAIL_CHARS, _free_port, _medfed_command, _stop
-from tests.e2e.test_locator_processes import _base64_forms, _forms
+from tests.e2e.conftest import _free_port
+from tests.e2e.leaks import Sentinels, base64_forms, found_in, text_forms
+from tests.e2e.processes import MedfedProcesses, healthy, index_records, online_nodes
 from tests.locator_data import patient
 from tests.researchers import Researcher, add_researcher
 
 pytestmark = pytest.mark.slow
 
-READY_DEADLINE_S = 240.0
 JOB_TIMEOUT_S = 300.0
-POLL_S = 0.2
+COMMAND_TIMEOUT_S = 300.0
 GENERATED = 6
 
 GIVEN, FAMILY = "Vexmorrow", "Thistlequade"
@@ -72,11 +69,6 @@ HISTOGRAM: dict[str, Any] = {
     "cohort": {"op": "in", "column": "loinc_code", "values": ["4548-4"]},
 }
 FEDAVG: dict[str, Any] = {"kind": "fedavg_mlp", "rounds": 2, "hidden": [8], "batch_size": 256, "quorum": 2}
-
-
-def _env() -> dict[str, str]:
-    dropped = {"https_proxy", "http_proxy", "all_proxy"}
-    return {k: v for k, v in os.environ.items() if not k.startswith("MEDFED_") and k.lower() not in dropped}
 
 
 @dataclass
@@ -96,7 +88,7 @@ class Site:
 
 
 @dataclass
-class Run:
+class Run(MedfedProcesses):
     """The coordinator, two sites, the secrets handed out, and every output written."""
 
     root: Path
@@ -115,39 +107,11 @@ class Run:
     def ca_file(self) -> Path:
         return self.coordinator.data_dir / TLS_DIR / CA_CERT_FILE
 
-    def spawn(self, args: list[str], log: Path) -> None:
-        with log.open("ab") as out:
-            self.processes.append(
-                subprocess.Popen(
-                    [*_medfed_command(), *args], env=_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out
-                )
-            )
+    def log_paths(self) -> list[Path]:
+        return [self.root / "coordinator.log", self.a.log, self.b.log]
 
-    def command(self, args: list[str], name: str) -> str:
-        """Run a ``medfed`` command to completion; its stdout (kept, with its stderr, for the scan)."""
-        stdout_path, stderr_path = self.root / f"{name}.stdout", self.root / f"{name}.stderr"
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-            done = subprocess.run(
-                [*_medfed_command(), *args], env=_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=300
-            )
-        self.outputs += [stdout_path, stderr_path]
-        if done.returncode != 0:
-            pytest.fail(f"medfed {' '.join(args[:3])} exited {done.returncode}:\n{stderr_path.read_text()[-2000:]}")
-        return stdout_path.read_text()
-
-    def logs(self) -> str:
-        paths = [self.root / "coordinator.log", self.a.log, self.b.log]
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-STDERR_TAIL_CHARS:]}" for p in paths)
-
-    def wait_for(self, check: Callable[[], bool], what: str, deadline_s: float = READY_DEADLINE_S) -> None:
-        deadline = time.monotonic() + deadline_s
-        while not check():
-            for process in self.processes:
-                if process.poll() is not None:
-                    pytest.fail(f"a process exited ({process.returncode}) while waiting for {what}:\n{self.logs()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}:\n{self.logs()}")
-            time.sleep(POLL_S)  # a readiness probe's polling interval, not synchronisation
+    def command(self, args: list[str], name: str, *, timeout_s: float = COMMAND_TIMEOUT_S) -> str:
+        return super().command(args, name, timeout_s=timeout_s)
 
     def api(self) -> httpx.Client:
         return httpx.Client(
@@ -159,37 +123,7 @@ class Run:
         )
 
     def online(self) -> set[str]:
-        try:
-            with self.api() as api:
-                listed = api.get("/api/nodes")
-        except httpx.TransportError:
-            return set()
-        return {n["id"] for n in listed.json()["nodes"] if n.get("online")} if listed.status_code == 200 else set()
-
-    def index_records(self) -> dict[str, int]:
-        engine = sa.create_engine(self.coordinator.sqlalchemy_url)
-        try:
-            with engine.connect() as conn:
-                rows = conn.execute(sa.text("SELECT node_id, count(*) FROM index_record GROUP BY node_id")).all()
-        except sa.exc.OperationalError:
-            return {}
-        finally:
-            engine.dispose()
-        return {row[0]: int(row[1]) for row in rows}
-
-    def stop_all(self) -> None:
-        running = [p for p in reversed(self.processes) if p.poll() is None]
-        for process in running:
-            process.terminate()
-        for process in running:
-            _stop(process)
-
-
-def _healthy(url: str, verify: Any = True) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", verify=verify, timeout=2.0, trust_env=False).status_code == 200
-    except httpx.TransportError:
-        return False
+        return online_nodes(self.api)
 
 
 def _sentinel_bundle(mrn: str) -> dict[str, Any]:
@@ -258,20 +192,7 @@ def _set_up(run: Run) -> None:
         run.secrets[f"node {role} token"] = tokens[role]
         run.printed[f"{name}.stdout"] = {f"node {role} token"}
 
-    run.spawn(
-        [
-            "coordinator",
-            "start",
-            "--data-dir",
-            str(run.coordinator.data_dir),
-            "--port",
-            str(run.coordinator.port),
-            "--no-advertise",
-        ],
-        run.root / "coordinator.log",
-    )
-    verify = client_ssl_context(run.ca_file.read_bytes())
-    run.wait_for(functools.partial(_healthy, run.url, verify), "the coordinator")
+    run.spawn_coordinator(run.coordinator, run.url)
     fingerprint = CoordinatorIdentity.load(run.coordinator.data_dir).ca_fingerprint
     engine = open_engine(run.coordinator)
     try:
@@ -297,7 +218,7 @@ def _set_up(run: Run) -> None:
             ["node", "start", "--data-dir", str(site.settings.data_dir), "--port", str(site.settings.port)], site.log
         )
     for site in (run.a, run.b):
-        run.wait_for(functools.partial(_healthy, site.url), f"{site.name} /healthz")
+        run.wait_for(functools.partial(healthy, site.url), f"{site.name} /healthz")
     run.wait_for(lambda: {run.a.node_id, run.b.node_id} <= run.online(), "both nodes online")
 
     created = httpx.post(
@@ -320,7 +241,7 @@ def _set_up(run: Run) -> None:
     )
     run.a.sentinel_id = found.json()["entry"][0]["resource"]["id"]
     expected = {run.a.node_id: run.a.patients, run.b.node_id: run.b.patients}
-    run.wait_for(lambda: run.index_records() == expected, "every patient in the index")
+    run.wait_for(lambda: index_records(run.coordinator) == expected, "every patient in the index")
 
 
 @pytest.fixture(scope="module")
@@ -337,9 +258,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 # --- the secrets to look for -----------------------------------------------------------------------------
 
 
-def _key_material(roots: list[Path]) -> dict[str, tuple[set[bytes], set[bytes]]]:
+def _key_material(roots: list[Path]) -> Sentinels:
     """Every private key and secret file under ``roots``: its text and raw forms (case-folded, and base64)."""
-    found: dict[str, tuple[set[bytes], set[bytes]]] = {}
+    found: Sentinels = {}
     for root in roots:
         for path in sorted(root.rglob("*.key")):
             text = path.read_text().strip()
@@ -353,18 +274,18 @@ def _key_material(roots: list[Path]) -> dict[str, tuple[set[bytes], set[bytes]]]
                 }
                 found[name] = (
                     {der.hex().encode(), raw.hex().encode()},
-                    lines | _base64_forms(der) | _base64_forms(raw),
+                    lines | base64_forms(der) | base64_forms(raw),
                 )
             else:
                 try:
                     raw = bytes.fromhex(text)
                 except ValueError:
                     raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-                found[name] = ({text.casefold().encode(), raw.hex().encode()}, {text.encode()} | _base64_forms(raw))
+                found[name] = ({text.casefold().encode(), raw.hex().encode()}, {text.encode()} | base64_forms(raw))
     return found
 
 
-def _sentinels(run: Run, request_body: bytes) -> dict[str, tuple[set[bytes], set[bytes]]]:
+def _sentinels(run: Run, request_body: bytes) -> Sentinels:
     values = {
         "given name": GIVEN,
         "family name": FAMILY,
@@ -376,22 +297,13 @@ def _sentinels(run: Run, request_body: bytes) -> dict[str, tuple[set[bytes], set
         "mrn B": MRN_B,
         **run.secrets,
     }
-    sentinels = {name: (_forms(value), _base64_forms(value.encode())) for name, value in values.items()}
+    sentinels = {name: (text_forms(value), base64_forms(value.encode())) for name, value in values.items()}
     sentinels["birth date"][0].add(BIRTH_DATE.replace("-", "").encode())
     sentinels["postcode"][0].add(POSTCODE.replace(" ", "").casefold().encode())
     sentinels["request body"] = ({request_body.lower()}, set())
     roots = [run.coordinator.data_dir, run.a.settings.data_dir, run.b.settings.data_dir, run.researcher.key_file.parent]
     sentinels.update(_key_material(roots))
     return sentinels
-
-
-def _found(data: bytes, sentinels: dict[str, tuple[set[bytes], set[bytes]]]) -> set[str]:
-    folded = data.lower()
-    return {
-        name
-        for name, (text_forms, b64_forms) in sentinels.items()
-        if any(form in folded for form in text_forms) or any(form in data for form in b64_forms)
-    }
 
 
 # --- the run and the scan --------------------------------------------------------------------------------
@@ -430,7 +342,7 @@ def test_a_representative_run_leaves_no_identifier_token_key_or_request_body_in_
     logs += [path for path in run.root.rglob("*.log") if path not in logs]
     leaks = {}
     for path in logs:
-        found = _found(path.read_bytes(), sentinels) - run.printed.get(path.name, set())
+        found = found_in(path.read_bytes(), sentinels) - run.printed.get(path.name, set())
         if found:
             leaks[path.name] = sorted(found)
     assert leaks == {}
@@ -445,10 +357,10 @@ def test_a_representative_run_leaves_no_identifier_token_key_or_request_body_in_
         "mrn B",
     }
     for path in sorted(run.coordinator.data_dir.glob("coordinator.db*")):
-        assert _found(path.read_bytes(), sentinels) & identifiers == set(), path.name
+        assert found_in(path.read_bytes(), sentinels) & identifiers == set(), path.name
     # The scan sees what it looks for: the token where it was printed, a key hidden in base64.
-    assert "node clinician token" in _found((run.root / "token-clinician.stdout").read_bytes(), sentinels)
+    assert "node clinician token" in found_in((run.root / "token-clinician.stdout").read_bytes(), sentinels)
     signing_key_file = run.coordinator.data_dir / "identity" / "coordinator_signing.key"
     der = base64.b64decode("".join(signing_key_file.read_text().splitlines()[1:-1]))
     planted = b"x" + base64.urlsafe_b64encode(b"q" + der[-32:])
-    assert _found(planted, sentinels) == {"key identity/coordinator_signing.key"}
+    assert found_in(planted, sentinels) == {"key identity/coordinator_signing.key"}

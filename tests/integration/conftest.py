@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -32,6 +33,18 @@ class NodeClient:
                 if table not in ("access_audit", "audit_entry", "audit_chain_head", "alembic_version"):
                     counts[table] = int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
         return counts
+
+
+def token_lookups(engine: sa.Engine) -> list[int]:
+    """A counter, kept up to date, of the SQL statements that read the token table (node or coordinator)."""
+    seen = [0]
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "api_token" in statement:
+            seen[0] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    return seen
 
 
 def make_node_client(database_url: str, data_dir: Path, **settings: object) -> NodeClient:

@@ -5,29 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-import sqlalchemy as sa
 
 from common.logs import JsonFormatter
 from node.store.tokens import Role, create_token
-from tests.integration.conftest import NodeClient, make_node_client
+from tests.integration.conftest import NodeClient, make_node_client, token_lookups
 
 BURST = 5
-
-
-def _token_lookups(engine: sa.Engine) -> list[int]:
-    """A counter, kept up to date, of the SQL statements that read the token table."""
-    seen = [0]
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "api_token" in statement:
-            seen[0] += 1
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    return seen
 
 
 @pytest.fixture
@@ -62,7 +48,7 @@ def test_refused_tokens_past_the_budget_get_429_without_a_lookup_and_a_known_tok
         for guess in guesses[:BURST]
     ]
     assert statuses == [401] * BURST
-    lookups = _token_lookups(node.engine)
+    lookups = token_lookups(node.engine)
     refused = node.client.get("/fhir/Patient", headers={"Authorization": f"Bearer {guesses[BURST]}"})
     assert refused.status_code == 429
     assert orjson.loads(refused.content)["issue"][0]["details"]["coding"][0]["code"] == "rate_limited"

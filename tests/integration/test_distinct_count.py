@@ -16,7 +16,7 @@ from flwr.app import MessageType
 
 from common.analytics.task import PARTIAL_KEY, RECORD, from_wire
 from common.crypto import hmac_sha256
-from common.flower import deterministic_message_id, ensure_task_identity, message_from_bytes
+from common.flower import deterministic_message_id, message_from_bytes
 from common.linkage import from_fhir_patient, tokens_for
 from common.locator.union_count import job_salt, person_token
 from coordinator.federation.jobs.specs import AnalysisSpec, parse_spec
@@ -28,8 +28,9 @@ from node.identity import enrol
 from node.linkage.keyfile import import_key, init_key, key_path, key_provider
 from node.runtime import init_node, open_service
 from node.views.materialise import install_standard_views
+from tests.integration.network import tls_coordinator
 from tests.integration.test_channel import Node
-from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.integration.test_enrolment import Coordinator
 from tests.locator_data import patient
 from tests.researchers import add_researcher
 
@@ -75,11 +76,7 @@ class DistinctNetwork:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistinctNetwork]:
     """A coordinator over TLS and three nodes with the standard views, overlapping patients and one linkage key."""
-    ensure_task_identity()
-    data = tmp_path_factory.mktemp("distinct-coordinator")
-    with running_coordinator(data, f"sqlite:///{data / 'coordinator.db'}") as coordinator:
-        ca_file = data / "ca.pem"
-        ca_file.write_bytes(coordinator.identity.ca_pem)
+    with tls_coordinator(tmp_path_factory, "distinct-coordinator") as (coordinator, data, ca_file):
         who = add_researcher(coordinator.engine, data, data / "keys")
         researcher = who.federation(coordinator.url, ca_file)
         nodes: list[Node] = []

@@ -15,7 +15,6 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from common.flower import ensure_task_identity
 from coordinator.federation.driver import decode_arrays
 from coordinator.federation.jobs.specs import parse_spec
 from coordinator.federation.runner import JobRunner
@@ -27,8 +26,9 @@ from node.config import NodeSettings
 from node.federation.service import build_host
 from node.identity import enrol
 from node.runtime import init_node, open_service
+from tests.integration.network import tls_coordinator
 from tests.integration.test_channel import PATIENTS, Node, _patient
-from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.integration.test_enrolment import Coordinator
 from tests.researchers import STUDY, add_researcher
 
 JOB_WAIT_S = 60
@@ -72,11 +72,7 @@ class Network:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     """A coordinator over TLS with three enrolled, connected nodes and researcher and observer clients."""
-    ensure_task_identity()
-    data = tmp_path_factory.mktemp("jobs-coordinator")
-    with running_coordinator(data, f"sqlite:///{data / 'coordinator.db'}") as coordinator:
-        ca_file = data / "ca.pem"
-        ca_file.write_bytes(coordinator.identity.ca_pem)
+    with tls_coordinator(tmp_path_factory, "jobs-coordinator") as (coordinator, data, ca_file):
         nodes: list[Node] = []
         clients: list[Federation] = []
         try:

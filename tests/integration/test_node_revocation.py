@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from common.analytics.task import decode_refusal
 from common.crypto import SealingKey
 from common.errors import AccessError, ErrorCode
-from common.flower import ensure_task_identity, message_from_bytes
+from common.flower import message_from_bytes
 from common.locator.envelopes import seal_message
 from coordinator.federation.jobs import analysis as coordinator_analysis
 from coordinator.store import messages, researchers
@@ -55,7 +55,8 @@ from node.runtime import init_node, open_service
 from node.store import audit_chain
 from node.trust import JobTrust
 from node.views.materialise import install_standard_views
-from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.integration.network import tls_coordinator
+from tests.integration.test_enrolment import Coordinator
 from tests.integration.test_policy_jobs import _until
 from tests.locator_data import lab, patient
 from tests.researchers import add_researcher
@@ -177,11 +178,7 @@ class Network:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     """A TLS coordinator, three running nodes that share a linkage key and hold one patient in common."""
-    ensure_task_identity()
-    data = tmp_path_factory.mktemp("revocation-coordinator")
-    with running_coordinator(data, f"sqlite:///{data / 'coordinator.db'}") as coordinator:
-        ca_file = data / "ca.pem"
-        ca_file.write_bytes(coordinator.identity.ca_pem)
+    with tls_coordinator(tmp_path_factory, "revocation-coordinator") as (coordinator, data, ca_file):
         who = add_researcher(coordinator.engine, data, data / "keys")
         researcher = who.federation(coordinator.url, ca_file)
         sites: list[Site] = []

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from common.analytics.task import decode_refusal
 from common.errors import ErrorCode
-from common.flower import ensure_task_identity, message_from_bytes
+from common.flower import message_from_bytes
 from coordinator.federation.runner import JobRunner
 from coordinator.store import messages
 from medfed.cli import app as cli
@@ -44,8 +44,9 @@ from node.policy.starter import starter_policy
 from node.runtime import init_node, open_service
 from node.store import audit_chain
 from node.trust import JobTrust
+from tests.integration.network import tls_coordinator
 from tests.integration.test_channel import _patient
-from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.integration.test_enrolment import Coordinator
 from tests.researchers import STUDY, Researcher, add_researcher, signed_envelope
 
 JOB_WAIT_S = 60
@@ -162,11 +163,7 @@ def _start_node(coordinator: Coordinator, node_dir: Path, name: str) -> PolicyNo
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     """A coordinator over TLS with the two nodes connected and a researcher's client."""
-    ensure_task_identity()
-    data = tmp_path_factory.mktemp("policy-coordinator")
-    with running_coordinator(data, f"sqlite:///{data / 'coordinator.db'}") as coordinator:
-        ca_file = data / "ca.pem"
-        ca_file.write_bytes(coordinator.identity.ca_pem)
+    with tls_coordinator(tmp_path_factory, "policy-coordinator") as (coordinator, data, ca_file):
         nodes: dict[str, PolicyNode] = {}
         who = add_researcher(coordinator.engine, data, data / "keys")
         researcher = who.federation(coordinator.url, ca_file)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 from common.analytics.task import decode_refusal
 from common.crypto import SigningKey
 from common.errors import AccessError, ErrorCode
-from common.flower import ensure_task_identity
 from common.trust import issue_membership, sign_job
 from coordinator.federation.jobs.specs import parse_spec
 from coordinator.federation.runner import JobRunner
@@ -36,7 +35,8 @@ from medfed.sdk import Federation, FederationError
 from node.audit import AuditKind
 from node.policy.starter import starter_policy
 from node.store import trust as trust_store
-from tests.integration.test_enrolment import Coordinator, running_coordinator
+from tests.integration.network import tls_coordinator
+from tests.integration.test_enrolment import Coordinator
 from tests.integration.test_policy_jobs import PolicyNode, _policy, _start_node, _until
 from tests.researchers import STUDY, Researcher, add_researcher
 
@@ -112,11 +112,7 @@ def _replies(network: Network, job_id: str) -> list[Any]:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     """A coordinator over TLS, one connected node under the starter policy, and Alice's signing client."""
-    ensure_task_identity()
-    data = tmp_path_factory.mktemp("signed-coordinator")
-    with running_coordinator(data, f"sqlite:///{data / 'coordinator.db'}") as coordinator:
-        ca_file = data / "ca.pem"
-        ca_file.write_bytes(coordinator.identity.ca_pem)
+    with tls_coordinator(tmp_path_factory, "signed-coordinator") as (coordinator, data, ca_file):
         alice = add_researcher(coordinator.engine, data, data / "keys", name="alice")
         client = alice.federation(coordinator.url, ca_file)
         node = _start_node(coordinator, tmp_path_factory.mktemp("signed-node"), "open")
@@ -126,6 +122,22 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
             client.close()
             node.runner.stop()
             node.service.engine.dispose()
+
+
+def _refused_at_both(
+    network: Network, submit: Callable[[], object], signed: dict[str, Any], status: int, code: ErrorCode
+) -> None:
+    """``submit`` is refused by the coordinator with ``status`` and ``code``; ``signed`` (Alice's), injected past
+    the coordinator, is refused at the node with the same code, and the count app is not called."""
+    with pytest.raises(FederationError) as refused:
+        submit()
+    assert (refused.value.status, refused.value.code) == (status, code.value)
+    calls = len(network.node.counted)
+
+    found, _ = network.refused(network.inject(signed, researcher="alice"))
+
+    assert found is code
+    assert len(network.node.counted) == calls
 
 
 def test_a_signed_count_runs_and_the_node_decides_on_the_signed_study_and_researcher(network: Network) -> None:
@@ -179,15 +191,8 @@ def test_a_replayed_job_is_refused_at_the_coordinator_and_at_the_node(network: N
     first = network.client.submit_signed(signed)
     assert network.runner.join(first["id"], JOB_WAIT_S)
     assert network.client.job(first["id"])["status"] == "succeeded"
-    with pytest.raises(FederationError) as refused:
-        network.client.submit_signed(signed)
-    assert (refused.value.status, refused.value.code) == (409, "job_replayed")
-    calls = len(network.node.counted)
 
-    code, _ = network.refused(network.inject(signed, researcher="alice"))
-
-    assert code is ErrorCode.JOB_REPLAYED
-    assert len(network.node.counted) == calls
+    _refused_at_both(network, lambda: network.client.submit_signed(signed), signed, 409, ErrorCode.JOB_REPLAYED)
 
 
 def test_an_unknown_researcher_is_refused_at_the_coordinator_and_at_the_node(network: Network) -> None:
@@ -245,30 +250,22 @@ def test_an_unknown_researcher_is_refused_at_the_coordinator_and_at_the_node(net
 def test_a_researcher_outside_the_study_is_refused_at_the_coordinator_and_at_the_node(network: Network) -> None:
     """Alice signing for a study she is not a member of is refused 403 ``researcher_not_in_study`` by the
     coordinator and, injected, ``researcher_not_in_study`` at the node."""
-    with pytest.raises(FederationError) as refused:
-        network.client.submit({"kind": "count"}, study="other-study")
-    assert (refused.value.status, refused.value.code) == (403, "researcher_not_in_study")
-    calls = len(network.node.counted)
-
     signed = sign_job(network.key(network.alice), COUNT, study="other-study")
-    code, _ = network.refused(network.inject(signed, researcher="alice"))
 
-    assert code is ErrorCode.RESEARCHER_NOT_IN_STUDY
-    assert len(network.node.counted) == calls
+    _refused_at_both(
+        network,
+        lambda: network.client.submit({"kind": "count"}, study="other-study"),
+        signed,
+        403,
+        ErrorCode.RESEARCHER_NOT_IN_STUDY,
+    )
 
 
 def test_a_stale_signature_is_refused_at_the_coordinator_and_at_the_node(network: Network) -> None:
     """A job signed two days ago is refused 403 ``job_stale`` at submission and ``job_stale`` at the node."""
     old = sign_job(network.key(network.alice), COUNT, study=STUDY, issued_at=int(time.time()) - 2 * 86_400)
-    with pytest.raises(FederationError) as refused:
-        network.client.submit_signed(old)
-    assert (refused.value.status, refused.value.code) == (403, "job_stale")
-    calls = len(network.node.counted)
 
-    code, _ = network.refused(network.inject(old, researcher="alice"))
-
-    assert code is ErrorCode.JOB_STALE
-    assert len(network.node.counted) == calls
+    _refused_at_both(network, lambda: network.client.submit_signed(old), old, 403, ErrorCode.JOB_STALE)
 
 
 def test_a_message_outside_the_signed_rounds_is_refused_and_audited(network: Network) -> None:

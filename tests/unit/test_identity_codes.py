@@ -16,6 +16,7 @@ from coordinator.store.enrolment import (
     read_code,
 )
 from node.identity import parse_enrolment_code
+from tests.clock import Clock
 
 FINGERPRINT = "sha256:" + "ab" * 32
 SECRET = "s" * 43
@@ -105,17 +106,9 @@ def test_the_node_refuses_garbage_without_quoting_it() -> None:
         assert plant not in str(caught.value)
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_an_address_is_blocked_after_max_failures_until_the_window_passes() -> None:
     """Three failures block the address (and only it); when the oldest is window_s old, it may try again."""
-    clock = _Clock()
+    clock = Clock(1000.0)
     limiter = FailureLimiter(max_failures=3, window_s=60, clock=clock)
     for _ in range(2):
         limiter.record_failure("10.0.0.1")
@@ -130,7 +123,7 @@ def test_an_address_is_blocked_after_max_failures_until_the_window_passes() -> N
 
 def test_the_limiter_forgets_the_least_recent_address_beyond_its_size() -> None:
     """With room for two addresses, a third failing address evicts the one that failed least recently."""
-    clock = _Clock()
+    clock = Clock(1000.0)
     limiter = FailureLimiter(max_failures=1, window_s=60, max_addresses=2, clock=clock)
     for address in ("a", "b", "c"):
         limiter.record_failure(address)

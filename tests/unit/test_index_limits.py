@@ -6,16 +6,7 @@ import pytest
 
 from common.errors import ErrorCode, InputError
 from coordinator.index.limits import TokenBucketLimiter
-
-
-class Clock:
-    """A hand-moved clock."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_a_burst_is_allowed_then_refused_until_the_bucket_refills() -> None:

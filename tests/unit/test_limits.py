@@ -6,16 +6,7 @@ import pytest
 
 from common.errors import ErrorCode, InputError
 from common.limits import AuthFailureGuard, TokenBucketLimiter
-
-
-class Clock:
-    """A hand-moved clock."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.clock import Clock
 
 
 def test_has_tells_without_taking() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
-import sqlalchemy as sa
 
 from common.logs import JsonFormatter
+from tests.integration.conftest import token_lookups
 from tests.integration.coordinator.conftest import CoordinatorClient, make_coordinator_client
 
 BURST = 4
@@ -29,17 +29,6 @@ def coordinator(coordinator_database_url: str, tmp_path: Path) -> Iterator[Coord
     made.engine.dispose()
 
 
-def _token_lookups(engine: sa.Engine) -> list[int]:
-    seen = [0]
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "api_token" in statement:
-            seen[0] += 1
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    return seen
-
-
 def _login(coordinator: CoordinatorClient, token: str) -> Any:
     return coordinator.client.post("/console/login", data={"token": token}, headers=ORIGIN, follow_redirects=False)
 
@@ -53,7 +42,7 @@ def test_refused_tokens_past_the_budget_get_429_and_a_token_in_use_keeps_working
     guesses = [f"mfc_guess{i:02d}" + "y" * 38 for i in range(BURST + 1)]
     for guess in guesses[:BURST]:
         assert coordinator.client.get("/api/jobs", headers={"Authorization": f"Bearer {guess}"}).status_code == 401
-    lookups = _token_lookups(coordinator.engine)
+    lookups = token_lookups(coordinator.engine)
     refused = coordinator.client.get("/api/jobs", headers={"Authorization": f"Bearer {guesses[BURST]}"})
     assert refused.status_code == 429
     assert orjson.loads(refused.content) == {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,23 +10,12 @@ from sqlalchemy.engine import Engine
 from common.crypto import SigningKey
 from common.errors import AccessError, ErrorCode
 from common.trust import issue_membership, sign_job, sign_revocations
-from node.store.db import make_engine
-from node.store.migrate import upgrade
 from node.trust import JobTrust
 
 ADMIN = SigningKey.generate()
 ALICE = SigningKey.generate()
 NOW = 1_790_000_000.0
 SPEC: dict[str, Any] = {"kind": "count", "app": "count", "message_types": ["query"], "round_timeout_s": 30.0}
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    """A migrated node database."""
-    made = make_engine(f"sqlite:///{tmp_path / 'node.db'}")
-    upgrade(made)
-    yield made
-    made.dispose()
 
 
 def _trust(engine: Engine) -> JobTrust:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import orjson
 import pytest
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
@@ -17,8 +14,6 @@ from common.privacy.secure_updates import SECAGG_NODES
 from common.trust import RevokedNode, sign_document, sign_revocations, verify_revocations
 from common.trust.revocations import REVOCATIONS_TYPE, REVOCATIONS_TYPE_V1
 from node.federation.participants import round_participants
-from node.store.db import make_engine
-from node.store.migrate import upgrade
 from node.trust import RevocationBook
 
 ADMIN = SigningKey.generate()
@@ -76,15 +71,6 @@ def test_the_version_tag_is_signed_and_each_version_has_its_own_keys() -> None:
     ]
     for document in bad:
         assert _code(lambda d=document: verify_revocations(d, ADMIN.public_key())) is ErrorCode.UNAUTHENTICATED
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    """A migrated node database."""
-    made = make_engine(f"sqlite:///{tmp_path / 'node.db'}")
-    upgrade(made)
-    yield made
-    made.dispose()
 
 
 def test_a_book_reads_a_list_another_book_of_the_same_database_kept(engine: Engine) -> None:
