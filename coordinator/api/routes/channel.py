@@ -10,7 +10,8 @@ Every message an envelope carries (:mod:`coordinator.api.envelopes`) is the Flow
 :mod:`common.flower`, plus the job's app and allowed message types from the job's spec. It also carries
 what the node's policy decides on (``spec``: the spec's fields that name the kind, study, analysis,
 source, columns, learning inputs, rounds and privacy request; ``submitter``: the researcher), and the
-message's ``deadline_at`` (epoch microseconds, None for none), after which a node holding it for a person's approval drops it.
+message's ``deadline_at`` (epoch microseconds, None for none), after which a node holding it for a
+person's approval drops it.
 
 Nodes do not take the coordinator's word for any of that (``docs/trust.md``): each envelope of a signed
 job also carries ``signed_job`` (the document the researcher signed) and ``membership`` (the researcher's
