@@ -48,7 +48,8 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -460,17 +461,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     seeds = list(range(FIRST_SEED, FIRST_SEED + args.seeds))
     print(f"FLamby {args.dataset}: {len(dataset.centres)} nodes, seeds {seeds}; {machine()}", flush=True)
     rows: list[list[str]] = []
-    with tempfile.TemporaryDirectory(prefix="medfed-flamby-") as folder:
-        workdir = Path(folder)
-        with medfed_network(workdir, len(dataset.centres)) as network:
-            _register(network, dataset, workdir)
-            ca_file = workdir / "ca.pem"
-            ca_file.write_bytes(network.coordinator.identity.ca_pem)
-            with network.researcher.federation(network.coordinator.url, ca_file) as client:
-                for label in labels:
-                    strategy = STRATEGIES[label]
-                    outcomes = [run_job(network, client, dataset, strategy, seed) for seed in seeds]
-                    rows.append(report(dataset, strategy, outcomes))
+    with flamby_network(dataset) as (network, client):
+        for label in labels:
+            strategy = STRATEGIES[label]
+            outcomes = [run_job(network, client, dataset, strategy, seed) for seed in seeds]
+            rows.append(report(dataset, strategy, outcomes))
     print_table(
         f"FLamby {args.dataset} ({dataset.metric}), medfed vs FLamby, mean ± sd over seeds",
         [
@@ -486,6 +481,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
 
 
+@contextmanager
+def flamby_network(dataset: Dataset) -> Iterator[tuple[Network, Federation]]:
+    """A running network with one node per centre, each holding its centre's rows, and the researcher's client."""
+    with tempfile.TemporaryDirectory(prefix="medfed-flamby-") as folder:
+        workdir = Path(folder)
+        with medfed_network(workdir, len(dataset.centres)) as network:
+            _register(network, dataset, workdir)
+            ca_file = workdir / "ca.pem"
+            ca_file.write_bytes(network.coordinator.identity.ca_pem)
+            with network.researcher.federation(network.coordinator.url, ca_file) as client:
+                yield network, client
+
+
 def aim_higher(dataset: Dataset, chosen: Mapping[str, Any], seeds: Sequence[int]) -> None:
     """Run the chosen configuration on ``seeds`` through the network; print it beside FLamby's best rows."""
     spec = aim_higher_spec(dataset, chosen)
@@ -494,14 +502,8 @@ def aim_higher(dataset: Dataset, chosen: Mapping[str, Any], seeds: Sequence[int]
         f"CV validation {float(chosen['validation']):.3f}; {machine()}",
         flush=True,
     )
-    with tempfile.TemporaryDirectory(prefix="medfed-flamby-") as folder:
-        workdir = Path(folder)
-        with medfed_network(workdir, len(dataset.centres)) as network:
-            _register(network, dataset, workdir)
-            ca_file = workdir / "ca.pem"
-            ca_file.write_bytes(network.coordinator.identity.ca_pem)
-            with network.researcher.federation(network.coordinator.url, ca_file) as client:
-                outcomes = [run_spec(network, client, dataset, spec, seed) for seed in seeds]
+    with flamby_network(dataset) as (network, client):
+        outcomes = [run_spec(network, client, dataset, spec, seed) for seed in seeds]
     pooled = [o.pooled for o in outcomes]
     client_means = [o.client for o in outcomes]
     mean, sd = statistics.fmean(pooled), _sd(pooled)
