@@ -197,6 +197,16 @@ def test_a_redelivered_message_is_answered_from_the_kept_reply(network: Network)
     (first,) = grid.pull_messages([message_id])
     assert first.content["metrics"]["count"] == PATIENTS[0]
     node.service.create(_patient(999))  # were the query run again, it would count one more
+    # The node acknowledges a delivery on its next poll; an acknowledgement arriving after the reset below
+    # would mark the message done again, so the first delivery's acknowledgement must be in first.
+    acked = sa.text("SELECT acked_at FROM channel_message WHERE id = :m")
+    give_up = time.monotonic() + 30
+    while True:
+        with network.coordinator.engine.connect() as conn:
+            if conn.execute(acked, {"m": message_id}).scalar() is not None:
+                break
+        assert time.monotonic() < give_up, "the node never acknowledged the first delivery"
+        time.sleep(0.01)  # polling the condition above, with its deadline
     with network.coordinator.engine.begin() as conn:  # the reply is lost; the message goes out again
         conn.execute(sa.text("DELETE FROM channel_reply WHERE message_id = :m"), {"m": message_id})
         conn.execute(
