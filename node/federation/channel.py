@@ -9,6 +9,12 @@ node restart) is answered from that record and never executed twice. Messages ar
 the next poll; the first poll after (re)connecting says ``hello``, and the coordinator re-sends what
 was delivered but never acknowledged.
 
+Replies ride on the next poll when they are ready soon: after dispatching what a poll brought, the poll
+thread waits up to ``reply_linger_s`` for the replies of the foreground messages among it and sends
+them with the acknowledgements, so a count query costs one signed request instead of two. A reply that
+is later than that (or larger than :data:`RIDING_REPLY_BYTES`), and every reply of a background app, is
+posted on its own as soon as it is ready; the linger never holds up a training round's reply.
+
 Before a job's first message runs, the node's policy decides on the job
 (:class:`~node.policy.admission.JobAdmissions`, once per job; :func:`~node.federation.service.start_federation`
 always passes it — a runner built without one, as the channel's own tests do, runs what is installed):
@@ -78,6 +84,50 @@ class CoordinatorLink(Protocol):
 
 
 BACKGROUND_NICENESS = 10
+REPLY_LINGER_S = 0.25
+"""How long the poll thread waits for the replies of the quick messages a poll brought, to send them with
+the next poll (a message delivered meanwhile waits at most this long)."""
+RIDING_REPLY_BYTES = 256 * 1024
+"""A larger reply is posted on its own, so one poll's body stays small."""
+
+
+class _ReplySlot:
+    """Where a handler leaves its reply for the next poll to carry — unless the poll left without it.
+
+    The poll thread collects the slot once, after at most its linger; a handler that offers its reply
+    later is told to post it itself. :meth:`finish` says the handler is done
+    (with or without a reply), so the poll thread does not wait out its linger for a held message.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._reply: dict[str, str] | None = None
+        self._collected = False
+
+    def offer(self, message_id: str, reply: bytes) -> bool:
+        """Leave the reply for the poll; False: the poll has gone, post it yourself."""
+        with self._lock:
+            if self._collected or len(reply) > RIDING_REPLY_BYTES:
+                return False
+            self._reply = _reply_body(message_id, reply)
+        self._done.set()
+        return True
+
+    def finish(self) -> None:
+        """The handler is done."""
+        self._done.set()
+
+    def collect(self, deadline: float) -> dict[str, str] | None:
+        """The reply, when it is ready by ``deadline`` (a ``time.monotonic()`` value); the slot closes."""
+        self._done.wait(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._collected = True
+            return self._reply
+
+
+def _reply_body(message_id: str, reply: bytes) -> dict[str, str]:
+    return {"message_id": message_id, "payload": base64.b64encode(reply).decode()}
 
 
 def _lower_thread_priority() -> None:
@@ -113,8 +163,10 @@ class ChannelRunner:
         clock: Callable[[], float] = time.time,
         admissions: JobAdmissions | None = None,
         approval_check_s: float = 1.0,
+        reply_linger_s: float = REPLY_LINGER_S,
     ) -> None:
         self._link = link
+        self._reply_linger_s = reply_linger_s
         self._admissions = admissions
         self._approval_check_s = approval_check_s
         self._held: dict[str, dict[str, dict[str, Any]]] = {}  # job id -> message id -> envelope
@@ -231,15 +283,28 @@ class ChannelRunner:
             self.connected.set()
             self._take_revocations(answer)
             envelopes = answer.get("messages", []) if isinstance(answer, dict) else []
+            slots: list[_ReplySlot] = []
             for envelope in envelopes:
                 if isinstance(envelope, dict) and isinstance(envelope.get("id"), str):
                     with self._acks_lock:
                         self._acks.append(envelope["id"])
-                    self._dispatch(envelope)
+                    slot = self._dispatch(envelope, riding=True)
+                    if slot is not None:
+                        slots.append(slot)
+            deadline = time.monotonic() + self._reply_linger_s
+            replies = [reply for slot in slots if (reply := slot.collect(deadline)) is not None]
+            if replies:
+                body["replies"] = replies
 
-    def _dispatch(self, envelope: dict[str, Any]) -> None:
-        background = self._host.is_background(str(envelope.get("app")))
-        (self._background_pool if background else self._pool).submit(self._handle, envelope)
+    def _dispatch(self, envelope: dict[str, Any], *, riding: bool = False) -> _ReplySlot | None:
+        """Hand the message to a pool; with ``riding``, a foreground message's reply may come back in the slot
+        returned for the next poll to carry."""
+        if self._host.is_background(str(envelope.get("app"))):
+            self._background_pool.submit(self._handle, envelope, None)
+            return None
+        slot = _ReplySlot() if riding else None
+        self._pool.submit(self._handle, envelope, slot)
+        return slot
 
     def _approval_loop(self) -> None:
         """Release held messages whose job a person approved, rejected, or let time out; drop overdue ones."""
@@ -294,17 +359,21 @@ class ChannelRunner:
 
     # --------------------------------------------------------------- messages
 
-    def _handle(self, envelope: dict[str, Any]) -> None:
-        kept = get_reply(self._engine, envelope["id"])
-        if kept is not None:  # delivered again: answered from the record, never executed twice
-            self._send_reply(envelope["id"], kept)
-            return
-        admission = self._admit(envelope)
-        if admission.verdict is Verdict.WAIT:
-            self._hold(envelope)
-            return
-        reply = self._run(envelope) if admission.verdict is Verdict.RUN else self._refuse(envelope, admission)
-        self._answer(envelope, reply)
+    def _handle(self, envelope: dict[str, Any], slot: _ReplySlot | None) -> None:
+        try:
+            kept = get_reply(self._engine, envelope["id"])
+            if kept is not None:  # delivered again: answered from the record, never executed twice
+                self._send_reply(envelope["id"], kept, slot)
+                return
+            admission = self._admit(envelope)
+            if admission.verdict is Verdict.WAIT:
+                self._hold(envelope)
+                return
+            reply = self._run(envelope) if admission.verdict is Verdict.RUN else self._refuse(envelope, admission)
+            self._answer(envelope, reply, slot)
+        finally:
+            if slot is not None:
+                slot.finish()
 
     def _admit(self, envelope: dict[str, Any]) -> Admission:
         if self._admissions is None or not isinstance(envelope.get("job_id"), str):
@@ -326,8 +395,9 @@ class ChannelRunner:
             log.warning("refused an undecodable message", extra={"fields": {"error": type(exc).__name__}})
             return None
 
-    def _answer(self, envelope: dict[str, Any], reply: bytes | None) -> None:
-        """Keep a new reply (the one kept first wins), then send it; ``None``: nothing to answer."""
+    def _answer(self, envelope: dict[str, Any], reply: bytes | None, slot: _ReplySlot | None = None) -> None:
+        """Keep a new reply (the one kept first wins), then send it (in ``slot`` when the poll still waits for
+        it); ``None``: nothing to answer."""
         if reply is None:
             return
         message_id: str = envelope["id"]
@@ -338,7 +408,7 @@ class ChannelRunner:
             payload=reply,
             now=int(self._clock() * 1e6),
         )
-        self._send_reply(message_id, kept)
+        self._send_reply(message_id, kept, slot)
 
     def _run(self, envelope: dict[str, Any]) -> bytes | None:
         try:
@@ -400,9 +470,10 @@ class ChannelRunner:
             held.node_revoked(node_id=name) for name in participants.names
         )
 
-    def _send_reply(self, message_id: str, reply: bytes) -> None:
-        body = {"message_id": message_id, "payload": base64.b64encode(reply).decode()}
+    def _send_reply(self, message_id: str, reply: bytes, slot: _ReplySlot | None = None) -> None:
+        if slot is not None and slot.offer(message_id, reply):
+            return  # the next poll carries it
         try:
-            self._post("/channel/v1/reply", body)
+            self._post("/channel/v1/reply", _reply_body(message_id, reply))
         except MedfedError as exc:
             log.warning("a reply was not delivered", extra={"fields": {"code": str(exc.code)}})

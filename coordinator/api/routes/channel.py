@@ -1,10 +1,13 @@
 """The node channel: long-poll for messages, replies, heartbeats (signed node requests over TLS).
 
 Nodes dial out; the coordinator never connects to a hospital. A node keeps one long-poll open
-(``/channel/v1/poll``, answered as soon as a message is queued for it, or empty after ``wait_s``);
-replies go back as separate requests. Long-poll over HTTPS rather than WebSocket: it is plain
-request/response, so it passes every HTTPS proxy and TLS-inspecting middlebox a hospital may run,
-and it costs one round trip per delivery (see benchmarks/README.md).
+(``/channel/v1/poll``, answered as soon as a message is queued for it, or empty after ``wait_s``).
+A reply the node has ready when it polls again rides on that poll (``replies``: stored in the poll's
+write transaction, before it waits), so a quick message costs the node one signed request, not two;
+a reply that takes longer (a training round) goes back on its own (``/channel/v1/reply``). Long-poll
+over HTTPS rather than WebSocket: it is plain request/response, so it passes every HTTPS proxy and
+TLS-inspecting middlebox a hospital may run, and it costs one round trip per delivery (see
+benchmarks/README.md).
 
 Every message an envelope carries (:mod:`coordinator.api.envelopes`) is the Flower message serialised by
 :mod:`common.flower`, plus the job's app and allowed message types from the job's spec. It also carries
@@ -26,6 +29,8 @@ import base64
 import functools
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -33,7 +38,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
-from common.errors import ErrorCode, InputError
+from common.errors import ErrorCode, InputError, NotFoundError
 from coordinator.api.deps import EngineDep
 from coordinator.api.envelopes import Envelopes
 from coordinator.api.node_auth import AuthenticatedNode
@@ -55,19 +60,28 @@ MAX_SKEW_MS = 2**31 - 1
 LIVENESS_EVERY_S = 1.0
 
 
-class PollRequest(BaseModel):
-    """Acknowledge what arrived, say whether this is a (re)connect, and how long to wait for more."""
-
-    acks: list[str] = Field(default_factory=list, max_length=1000)
-    wait_s: float = Field(default=25.0, ge=0.0, le=MAX_WAIT_S)
-    hello: bool = False
-
-
 class ReplyRequest(BaseModel):
     """A node's reply to one message."""
 
     message_id: str = Field(min_length=1, max_length=200)
     payload: str = Field(description="base64 of the serialised Flower reply")
+
+    def decoded(self) -> bytes:
+        """The serialised reply; InputError when the payload is not base64."""
+        try:
+            return base64.b64decode(self.payload, validate=True)
+        except ValueError:
+            raise InputError(ErrorCode.INVALID_REQUEST, hints=["payload: not base64"]) from None
+
+
+class PollRequest(BaseModel):
+    """Acknowledge what arrived, hand in the replies ready, say whether this is a (re)connect, and how long to
+    wait for more."""
+
+    acks: list[str] = Field(default_factory=list, max_length=1000)
+    replies: list[ReplyRequest] = Field(default_factory=list, max_length=100)
+    wait_s: float = Field(default=25.0, ge=0.0, le=MAX_WAIT_S)
+    hello: bool = False
 
 
 class HeartbeatRequest(BaseModel):
@@ -88,37 +102,73 @@ def _envelopes(request: Request) -> Envelopes:
     return envelopes
 
 
-def _deliver(
-    engine: Engine, envelopes: Envelopes, node: nodes.NodeRecord, body: PollRequest | None
-) -> list[dict[str, Any]]:
-    """One write transaction per poll: take the acknowledgements, note liveness, take what is due.
+@dataclass(slots=True)
+class _Delivery:
+    """What one look at the node's queue did: the envelopes due, and the jobs a reply was stored for."""
 
-    ``body`` is None for the second look after a wake-up (nothing to acknowledge then). Liveness is
+    envelopes: list[dict[str, Any]] = field(default_factory=list)
+    answered_jobs: set[str] = field(default_factory=set)
+    refused_replies: int = 0
+
+
+def _deliver(
+    engine: Engine,
+    envelopes: Envelopes,
+    node: nodes.NodeRecord,
+    body: PollRequest | None,
+    replies: Sequence[tuple[str, bytes]] = (),
+) -> _Delivery:
+    """One write transaction per poll: take the acknowledgements and replies, note liveness, take what is due.
+
+    ``body`` is None for the second look after a wake-up (nothing to acknowledge then); ``replies`` are the
+    poll's replies, decoded (message id, serialised reply). Liveness is
     written at most every :data:`LIVENESS_EVERY_S`: a poll is a request a second under load, and the
-    offline window is a minute.
+    offline window is a minute. A reply to no message of this node is left out and counted, and the
+    rest of the poll goes on.
     """
     now = now_micros()
+    delivery = _Delivery()
     with write_transaction(engine) as conn:
         if body is not None and body.acks:
             messages.ack_messages(conn, node_id=node.id, message_ids=body.acks, now=now)
+        for message_id, payload in replies:
+            try:
+                stored = messages.store_reply(conn, message_id=message_id, node_id=node.id, payload=payload, now=now)
+            except NotFoundError:
+                delivery.refused_replies += 1
+                continue
+            if stored.job_id is not None and stored.status is messages.ReplyStatus.STORED:
+                delivery.answered_jobs.add(stored.job_id)
         if body is not None and (node.last_seen_at is None or now - node.last_seen_at >= LIVENESS_EVERY_S * 1e6):
             nodes.record_heartbeat(conn, node_id=node.id, now=now)
         # On a (re)connect, whatever was sent but never acknowledged goes out again; otherwise only a
         # delivery unacknowledged for ACK_TIMEOUT_S, which went to a connection that died.
         redeliver_before = now + 1 if body is not None and body.hello else now - int(ACK_TIMEOUT_S * 1_000_000)
         pending = messages.take_deliverable(conn, node_id=node.id, redeliver_before=redeliver_before, now=now)
-    return envelopes.build(pending) if pending else []
+    if pending:
+        delivery.envelopes = envelopes.build(pending)
+    return delivery
 
 
 @router.post("/poll", name="channel.poll")
 async def poll(request: Request, node: AuthenticatedNode, body: PollRequest, engine: EngineDep) -> dict[str, Any]:
-    """Deliver the node's queued messages, waiting up to ``wait_s`` for one to be queued."""
-    delivered = await run_in_threadpool(_deliver, engine, _envelopes(request), node, body)
+    """Keep the replies that came with the poll, then deliver the node's queued messages, waiting up to
+    ``wait_s`` for one to be queued."""
+    # A payload that is not base64 refuses the whole poll before anything is written.
+    replies = [(item.message_id, item.decoded()) for item in body.replies]
+    first = await run_in_threadpool(_deliver, engine, _envelopes(request), node, body, replies)
+    for job_id in first.answered_jobs:
+        _notifier(request).reply_arrived(job_id)
+    if first.refused_replies:
+        log.warning(
+            "a poll carried replies to no message of the node", extra={"fields": {"replies": first.refused_replies}}
+        )
+    delivered = first.envelopes
     if not delivered and body.wait_s > 0:
         await _notifier(request).wait_for_message(node.id, body.wait_s)
         if await request.is_disconnected():  # nobody to deliver to: leave the messages queued
             return {"messages": []}
-        delivered = await run_in_threadpool(_deliver, engine, _envelopes(request), node, None)
+        delivered = (await run_in_threadpool(_deliver, engine, _envelopes(request), node, None)).envelopes
     if not delivered:
         return {"messages": []}
     # Revocations travel with the messages they may forbid (one indexed read per poll that delivers).
@@ -128,10 +178,7 @@ async def poll(request: Request, node: AuthenticatedNode, body: PollRequest, eng
 @router.post("/reply", name="channel.reply")
 async def reply(request: Request, node: AuthenticatedNode, body: ReplyRequest, engine: EngineDep) -> dict[str, str]:
     """Keep a reply (once: a repeated reply to the same message changes nothing) and wake the job."""
-    try:
-        payload = base64.b64decode(body.payload, validate=True)
-    except ValueError:
-        raise InputError(ErrorCode.INVALID_REQUEST, hints=["payload: not base64"]) from None
+    payload = body.decoded()
     stored = await run_in_threadpool(
         functools.partial(messages.store_reply, engine, message_id=body.message_id, node_id=node.id, payload=payload)
     )
