@@ -13,7 +13,7 @@ from common.limits import AuthFailureGuard
 from coordinator.api.envelopes import Envelopes
 from coordinator.api.errors import install_error_handlers
 from coordinator.api.limits import BodyLimit
-from coordinator.api.node_auth import NoncePruner
+from coordinator.api.node_auth import NodeKeys, NoncePruner
 from coordinator.api.routes import channel, enrol, health, jobs, nodes
 from coordinator.api.routes import index as index_routes
 from coordinator.api.routes import receipts as receipt_routes
@@ -76,6 +76,7 @@ def create_app(settings: CoordinatorSettings) -> FastAPI:
         burst=settings.auth_failure_burst, refill_per_s=settings.auth_failure_refill_per_s
     )
     app.state.nonce_pruner = NoncePruner()
+    app.state.node_keys = NodeKeys()
     app.state.notifier = notifier
     app.state.envelopes = Envelopes(app.state.engine)
     app.state.runner = JobRunner(

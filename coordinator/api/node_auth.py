@@ -20,6 +20,13 @@ Nonces are kept ``2 * MAX_SKEW_S`` after they were seen (the window ``verify_req
 store that prunes by arrival time) and pruned opportunistically: after a nonce is recorded, at most
 once every :data:`PRUNE_EVERY_S` per process, in the request's worker thread. No timer, so an app
 without a lifespan (tests, embedding) prunes the same way.
+
+The channel's poll, the one request every node makes all the time, takes :data:`VerifiedNode` instead:
+the signature is checked against the node's key as this process last read it (:class:`NodeKeys`; read
+from the store when not known yet or when it does not verify), without a database hop, and the route
+calls :meth:`VerifiedRequest.confirm` first thing in its own write transaction. That re-reads the node
+(still enrolled, with the key that verified) and records the nonce, so a revoked node or a replay is
+refused as before and the poll changes nothing: the same checks, one transaction instead of two.
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from common.crypto import VerifyKey, verify_request
@@ -44,7 +52,10 @@ __all__ = [
     "NONCE_RETENTION_S",
     "PRUNE_EVERY_S",
     "AuthenticatedNode",
+    "NodeKeys",
     "NoncePruner",
+    "VerifiedNode",
+    "VerifiedRequest",
     "authenticate_node",
     "require_tls",
 ]
@@ -62,6 +73,11 @@ class NoncePruner:
         self._clock = clock
         self._last: float | None = None
         self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        """Whether :meth:`maybe_prune` would prune now (a cheap look, to spare a worker thread otherwise)."""
+        last = self._last
+        return last is None or self._clock() - last >= self._every_s
 
     def maybe_prune(self, engine: Engine) -> int:
         """Prune when the last prune is ``every_s`` old (or there was none); returns how many nonces went."""
@@ -157,3 +173,106 @@ async def _authenticated_node(request: Request) -> NodeRecord:
 
 
 AuthenticatedNode = Annotated[NodeRecord, Depends(_authenticated_node)]
+
+
+class NodeKeys:
+    """The nodes' public keys as this process last read them (thread-safe): a hint for verifying a signature
+    without a database hop, never the last word — :meth:`VerifiedRequest.confirm` checks the stored key."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, VerifyKey] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, node_id: str) -> VerifyKey | None:
+        """The key last read for ``node_id`` (None: not read yet)."""
+        with self._lock:
+            return self._keys.get(node_id)
+
+    def read(self, engine: Engine, node_id: str) -> VerifyKey | None:
+        """Read the enrolled node's key from the store and keep it (None, and forgotten: no such enrolled node)."""
+        try:
+            node = get_node(engine, node_id=node_id)
+            key = VerifyKey.from_text(node.public_key) if node.status is NodeStatus.ENROLLED else None
+        except (NotFoundError, InputError):
+            key = None
+        with self._lock:
+            if key is None:
+                self._keys.pop(node_id, None)
+            else:
+                self._keys[node_id] = key
+        return key
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRequest:
+    """A node request whose signature verified with ``key``; :meth:`confirm` finishes the checks."""
+
+    node_id: str
+    key: VerifyKey
+    nonce: str
+
+    def confirm(self, conn: Connection) -> NodeRecord:
+        """In the caller's write transaction: the node is still enrolled under the key that verified, and the
+        nonce is recorded as new; AccessError(UNAUTHENTICATED) otherwise (the caller's transaction rolls back)."""
+        try:
+            node = get_node(conn, node_id=self.node_id)
+        except NotFoundError:
+            raise _refused("unknown key id") from None
+        if node.status is not NodeStatus.ENROLLED or node.public_key != self.key.to_text():
+            raise _refused("unknown key id")
+        if check_and_insert_nonce(conn, key_id=self.node_id, nonce=self.nonce):
+            raise _refused("nonce was used before (replay)")
+        return node
+
+
+def _refused(reason: str) -> AccessError:
+    return AccessError(ErrorCode.UNAUTHENTICATED, detail=f"signed request refused: {reason}")
+
+
+async def _verified_request(request: Request) -> VerifiedRequest:
+    require_tls(request)
+    body = await request.body()
+    engine: Engine = request.app.state.engine
+    keys: NodeKeys = request.app.state.node_keys
+    asked: list[str] = []
+    used: list[VerifyKey | None] = []
+    nonces: list[str] = []
+
+    def verify(lookup_key: Callable[[str], VerifyKey | None]) -> str:
+        def remember(key_id: str) -> VerifyKey | None:
+            asked.append(key_id)
+            used.append(lookup_key(key_id))
+            return used[-1]
+
+        def note_nonce(_key_id: str, nonce: str, _timestamp: int) -> bool:
+            nonces.append(nonce)
+            return False  # recorded by VerifiedRequest.confirm, in the route's transaction
+
+        return verify_request(
+            request.headers,
+            method=request.method,
+            path_and_query=_request_target(request),
+            body=body,
+            lookup_key=remember,
+            now=int(time.time()),
+            max_skew_s=MAX_SKEW_S,
+            seen_nonce=note_nonce,
+        )
+
+    try:
+        key_id = verify(keys.cached)
+    except AccessError:
+        if not asked:  # refused before any key was needed: malformed, or out of its time window
+            raise
+        # Not read yet, or the node's key changed since: read it and verify once more.
+        fresh = await run_in_threadpool(keys.read, engine, asked[-1])
+        key_id = verify(lambda _key_id: fresh)
+    pruner: NoncePruner | None = getattr(request.app.state, "nonce_pruner", None)
+    if pruner is not None and pruner.due():
+        await run_in_threadpool(pruner.maybe_prune, engine)
+    key = used[-1]
+    assert key is not None  # the signature verified with it
+    return VerifiedRequest(node_id=key_id, key=key, nonce=nonces[-1])
+
+
+VerifiedNode = Annotated[VerifiedRequest, Depends(_verified_request)]

@@ -71,6 +71,7 @@ from node.identity import (
 from tests.conftest import temporary_postgres_database
 
 START_TIMEOUT_S = 30.0
+POLL_PATH = "/channel/v1/poll"
 LOOPBACK = ["127.0.0.1"]
 VERSION = "0.1.0+test"
 TABLES = ("node", "enrolment_code", "request_nonce")
@@ -363,43 +364,60 @@ def _send(
         return client.post(path, content=body, headers={**headers, "Content-Type": "application/json"})
 
 
-def _signed(key: SigningKey, key_id: str, body: bytes, **overrides: Any) -> dict[str, str]:
-    return sign_request(key, key_id=key_id, method="POST", path_and_query=WHOAMI_PATH, body=body, **overrides)
+def _signed(key: SigningKey, key_id: str, body: bytes, *, path: str = WHOAMI_PATH, **overrides: Any) -> dict[str, str]:
+    return sign_request(key, key_id=key_id, method="POST", path_and_query=path, body=body, **overrides)
 
 
+# The poll checks its signature against the node's key as last read and records the nonce in its own transaction
+# (coordinator.api.node_auth.VerifiedNode); every other signed route reads the key and records the nonce first.
+SIGNED_ROUTES = pytest.mark.parametrize("path", [WHOAMI_PATH, POLL_PATH])
+_BODIES = {WHOAMI_PATH: b'{"n": 1}', POLL_PATH: b'{"wait_s": 0, "n": 1}'}
+
+
+@SIGNED_ROUTES
 def test_a_signed_request_is_accepted_once_and_its_replay_is_refused(
-    coordinator: Coordinator, enrolled: NodeIdentity
+    coordinator: Coordinator, enrolled: NodeIdentity, path: str
 ) -> None:
-    """The same signed request sent twice: 200 with the node id, then 401; the replay changes nothing."""
-    headers = _signed(enrolled.signing_key, enrolled.node_id, b"{}")
-    first = _send(coordinator, headers, b"{}")
-    assert (first.status_code, first.json()) == (200, {"node_id": enrolled.node_id})
+    """The same signed request sent twice: 200, then 401; the replay changes nothing."""
+    body = _BODIES[path]
+    headers = _signed(enrolled.signing_key, enrolled.node_id, body, path=path)
+    first = _send(coordinator, headers, body, path=path)
+    assert first.status_code == 200, first.text
+    if path == WHOAMI_PATH:
+        assert first.json() == {"node_id": enrolled.node_id}
     before = coordinator.snapshot()
-    replay = _send(coordinator, headers, b"{}")
+    replay = _send(coordinator, headers, body, path=path)
     assert (replay.status_code, replay.json()) == (401, REFUSED)
     assert coordinator.snapshot() == before
 
 
+@SIGNED_ROUTES
 @pytest.mark.parametrize("case", ["wrong key", "unenrolled node", "revoked node", "tampered body", "stale timestamp"])
 def test_badly_signed_requests_are_refused_and_change_nothing(
-    coordinator: Coordinator, enrolled: NodeIdentity, tmp_path: Path, case: str
+    coordinator: Coordinator, enrolled: NodeIdentity, tmp_path: Path, case: str, path: str
 ) -> None:
-    """Another node's key under this node's id, an unknown or revoked node, a changed body, or an old timestamp: 401."""
-    key, key_id, body, sent = enrolled.signing_key, str(enrolled.node_id), b'{"n": 1}', b'{"n": 1}'
+    """Another node's key under this node's id, an unknown or revoked node, a changed body, or an old timestamp: 401.
+
+    The revoked node has made a request before it was revoked, so a poll may have its key at hand.
+    """
+    body = sent = _BODIES[path]
+    key, key_id = enrolled.signing_key, str(enrolled.node_id)
     if case == "wrong key":
         key = enrol(tmp_path / "other", coordinator.code(_name("Other")), version=VERSION).signing_key
     elif case == "unenrolled node":
         key_id = "no-such-node"
     elif case == "revoked node":
         revoked = enrol(tmp_path / "revoked", coordinator.code(_name("Revoked")), version=VERSION)
-        revoke_node(coordinator.engine, node_id=revoked.node_id)
         key, key_id = revoked.signing_key, str(revoked.node_id)
+        accepted = _send(coordinator, _signed(key, key_id, body, path=path), body, path=path)
+        assert accepted.status_code == 200, accepted.text
+        revoke_node(coordinator.engine, node_id=revoked.node_id)
     elif case == "tampered body":
-        sent = b'{"n": 2}'
+        sent = body.replace(b"1", b"2")
     overrides = {"timestamp": int(now_micros() / 1_000_000) - 301} if case == "stale timestamp" else {}
-    headers = _signed(key, key_id, body, **overrides)
+    headers = _signed(key, key_id, body, path=path, **overrides)
     before = coordinator.snapshot()
-    response = _send(coordinator, headers, sent)
+    response = _send(coordinator, headers, sent, path=path)
     assert (response.status_code, response.json()) == (401, REFUSED)
     assert coordinator.snapshot() == before
 

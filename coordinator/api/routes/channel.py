@@ -41,7 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from common.errors import ErrorCode, InputError, NotFoundError
 from coordinator.api.deps import EngineDep
 from coordinator.api.envelopes import Envelopes
-from coordinator.api.node_auth import AuthenticatedNode
+from coordinator.api.node_auth import AuthenticatedNode, VerifiedNode, VerifiedRequest
 from coordinator.federation.notifier import ChannelNotifier
 from coordinator.store import messages, nodes, researchers
 from coordinator.store.db import now_micros, write_transaction
@@ -104,9 +104,11 @@ def _envelopes(request: Request) -> Envelopes:
 
 @dataclass(slots=True)
 class _Delivery:
-    """What one look at the node's queue did: the envelopes due, and the jobs a reply was stored for."""
+    """What one look at the node's queue did: the envelopes due (with the newest revocation list when there are
+    any), and the jobs a reply was stored for."""
 
     envelopes: list[dict[str, Any]] = field(default_factory=list)
+    revocations: dict[str, Any] | None = None
     answered_jobs: set[str] = field(default_factory=set)
     refused_replies: int = 0
 
@@ -114,65 +116,72 @@ class _Delivery:
 def _deliver(
     engine: Engine,
     envelopes: Envelopes,
-    node: nodes.NodeRecord,
+    caller: VerifiedRequest,
     body: PollRequest | None,
     replies: Sequence[tuple[str, bytes]] = (),
 ) -> _Delivery:
-    """One write transaction per poll: take the acknowledgements and replies, note liveness, take what is due.
+    """One write transaction per look: confirm the caller, take the acknowledgements and replies, note liveness,
+    take what is due.
 
-    ``body`` is None for the second look after a wake-up (nothing to acknowledge then); ``replies`` are the
-    poll's replies, decoded (message id, serialised reply). Liveness is
-    written at most every :data:`LIVENESS_EVERY_S`: a poll is a request a second under load, and the
-    offline window is a minute. A reply to no message of this node is left out and counted, and the
-    rest of the poll goes on.
+    ``body`` is None for the second look after a wake-up (the caller was confirmed by the first; nothing to
+    acknowledge then); ``replies`` are the poll's replies, decoded (message id, serialised reply). Liveness
+    is written at most every :data:`LIVENESS_EVERY_S`: a poll is a request a second under load, and the
+    offline window is a minute. A reply to no message of this node is left out and counted, and the rest
+    of the poll goes on.
     """
     now = now_micros()
     delivery = _Delivery()
+    node_id = caller.node_id
     with write_transaction(engine) as conn:
-        if body is not None and body.acks:
-            messages.ack_messages(conn, node_id=node.id, message_ids=body.acks, now=now)
-        for message_id, payload in replies:
-            try:
-                stored = messages.store_reply(conn, message_id=message_id, node_id=node.id, payload=payload, now=now)
-            except NotFoundError:
-                delivery.refused_replies += 1
-                continue
-            if stored.job_id is not None and stored.status is messages.ReplyStatus.STORED:
-                delivery.answered_jobs.add(stored.job_id)
-        if body is not None and (node.last_seen_at is None or now - node.last_seen_at >= LIVENESS_EVERY_S * 1e6):
-            nodes.record_heartbeat(conn, node_id=node.id, now=now)
+        if body is not None:
+            node = caller.confirm(conn)
+            if body.acks:
+                messages.ack_messages(conn, node_id=node_id, message_ids=body.acks, now=now)
+            for message_id, payload in replies:
+                try:
+                    stored = messages.store_reply(
+                        conn, message_id=message_id, node_id=node_id, payload=payload, now=now
+                    )
+                except NotFoundError:
+                    delivery.refused_replies += 1
+                    continue
+                if stored.job_id is not None and stored.status is messages.ReplyStatus.STORED:
+                    delivery.answered_jobs.add(stored.job_id)
+            if node.last_seen_at is None or now - node.last_seen_at >= LIVENESS_EVERY_S * 1e6:
+                nodes.record_heartbeat(conn, node_id=node_id, now=now)
         # On a (re)connect, whatever was sent but never acknowledged goes out again; otherwise only a
         # delivery unacknowledged for ACK_TIMEOUT_S, which went to a connection that died.
         redeliver_before = now + 1 if body is not None and body.hello else now - int(ACK_TIMEOUT_S * 1_000_000)
-        pending = messages.take_deliverable(conn, node_id=node.id, redeliver_before=redeliver_before, now=now)
+        pending = messages.take_deliverable(conn, node_id=node_id, redeliver_before=redeliver_before, now=now)
+        if pending:
+            # Revocations travel with the messages they may forbid (one indexed read per look that delivers).
+            delivery.revocations = researchers.current_revocations(conn)
     if pending:
         delivery.envelopes = envelopes.build(pending)
     return delivery
 
 
 @router.post("/poll", name="channel.poll")
-async def poll(request: Request, node: AuthenticatedNode, body: PollRequest, engine: EngineDep) -> dict[str, Any]:
+async def poll(request: Request, caller: VerifiedNode, body: PollRequest, engine: EngineDep) -> dict[str, Any]:
     """Keep the replies that came with the poll, then deliver the node's queued messages, waiting up to
     ``wait_s`` for one to be queued."""
     # A payload that is not base64 refuses the whole poll before anything is written.
     replies = [(item.message_id, item.decoded()) for item in body.replies]
-    first = await run_in_threadpool(_deliver, engine, _envelopes(request), node, body, replies)
-    for job_id in first.answered_jobs:
+    delivery = await run_in_threadpool(_deliver, engine, _envelopes(request), caller, body, replies)
+    for job_id in delivery.answered_jobs:
         _notifier(request).reply_arrived(job_id)
-    if first.refused_replies:
+    if delivery.refused_replies:
         log.warning(
-            "a poll carried replies to no message of the node", extra={"fields": {"replies": first.refused_replies}}
+            "a poll carried replies to no message of the node", extra={"fields": {"replies": delivery.refused_replies}}
         )
-    delivered = first.envelopes
-    if not delivered and body.wait_s > 0:
-        await _notifier(request).wait_for_message(node.id, body.wait_s)
+    if not delivery.envelopes and body.wait_s > 0:
+        await _notifier(request).wait_for_message(caller.node_id, body.wait_s)
         if await request.is_disconnected():  # nobody to deliver to: leave the messages queued
             return {"messages": []}
-        delivered = (await run_in_threadpool(_deliver, engine, _envelopes(request), node, None)).envelopes
-    if not delivered:
+        delivery = await run_in_threadpool(_deliver, engine, _envelopes(request), caller, None)
+    if not delivery.envelopes:
         return {"messages": []}
-    # Revocations travel with the messages they may forbid (one indexed read per poll that delivers).
-    return {"messages": delivered, "revocations": await run_in_threadpool(researchers.current_revocations, engine)}
+    return {"messages": delivery.envelopes, "revocations": delivery.revocations}
 
 
 @router.post("/reply", name="channel.reply")
