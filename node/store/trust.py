@@ -22,6 +22,11 @@ __all__ = ["kept_serial", "load_revocations", "remember_job", "save_revocations"
 SEEN: sa.Table = TrustSeenJob.__table__  # type: ignore[attr-defined]
 REVOCATIONS: sa.Table = TrustRevocations.__table__  # type: ignore[attr-defined]
 _ROW = 1
+# Built once: remember_job runs for every job's first message, and a statement with bound parameters
+# compiles once and hits SQLAlchemy's cache after that.
+_FORGET = SEEN.delete().where(SEEN.c.issued_at < sa.bindparam("forget_before"))
+_SEEN_BY = sa.select(SEEN.c.job_id).where(SEEN.c.digest == sa.bindparam("digest"))
+_REMEMBER = SEEN.insert()
 
 
 def remember_job(engine: Engine, *, digest: str, job_id: str, issued_at: int, forget_before: int) -> str | None:
@@ -31,11 +36,11 @@ def remember_job(engine: Engine, *, digest: str, job_id: str, issued_at: int, fo
     Documents signed before ``forget_before`` are forgotten in the same transaction.
     """
     with write_transaction(engine) as conn:
-        conn.execute(SEEN.delete().where(SEEN.c.issued_at < forget_before))
-        row = conn.execute(sa.select(SEEN.c.job_id).where(SEEN.c.digest == digest)).first()
+        conn.execute(_FORGET, {"forget_before": forget_before})
+        row = conn.execute(_SEEN_BY, {"digest": digest}).first()
         if row is not None:
             return None if row[0] == job_id else str(row[0])
-        conn.execute(SEEN.insert().values(digest=digest, job_id=job_id, issued_at=issued_at))
+        conn.execute(_REMEMBER, {"digest": digest, "job_id": job_id, "issued_at": issued_at})
     return None
 
 
