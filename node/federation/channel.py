@@ -39,7 +39,9 @@ names a node on that list among its participants is refused ``node_revoked`` bef
 
 Failures to reach the coordinator back off with jittered exponential delays (tenacity's
 ``wait_random_exponential``) and never end the loop; waiting is on the stop event, so ``stop()`` is
-prompt. Logs carry counts, codes and durations — never message contents or identifiers.
+prompt. A poll the coordinator refuses for good (a 4xx other than 401) sends the replies it carried on
+their own and is asked again after :data:`REFUSED_POLL_PAUSE_S`. Logs carry counts, codes and
+durations — never message contents or identifiers.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ REPLY_LINGER_S = 0.25
 the next poll (a message delivered meanwhile waits at most this long)."""
 RIDING_REPLY_BYTES = 256 * 1024
 """A larger reply is posted on its own, so one poll's body stays small."""
+REFUSED_POLL_PAUSE_S = 1.0
+"""After the coordinator refused a poll for good (not a failure to reach it, which backs off), the next
+poll waits this long rather than asking again at once."""
 
 
 class _ReplySlot:
@@ -276,7 +281,14 @@ class ChannelRunner:
                     "/channel/v1/poll", body, on_retry=functools.partial(body.update, hello=True, wait_s=0.0)
                 )
             except MedfedError:
-                continue  # stopped, or a final refusal: the loop condition decides
+                if self._stop.is_set():
+                    break  # what the body carried is kept here and delivered again on the next connect
+                # A final refusal of this poll (a body the coordinator will not take, say): its replies go on
+                # their own, so they are neither lost nor holding up the polls after it.
+                for reply in body.pop("replies", []):
+                    self._post_reply(reply)
+                self._pause(REFUSED_POLL_PAUSE_S)
+                continue
             body = {"acks": [], "wait_s": self._poll_wait_s, "hello": False}
             if self._stop.is_set():
                 break  # unacknowledged, so the coordinator sends these again on the next connect
@@ -473,7 +485,10 @@ class ChannelRunner:
     def _send_reply(self, message_id: str, reply: bytes, slot: _ReplySlot | None = None) -> None:
         if slot is not None and slot.offer(message_id, reply):
             return  # the next poll carries it
+        self._post_reply(_reply_body(message_id, reply))
+
+    def _post_reply(self, body: dict[str, str]) -> None:
         try:
-            self._post("/channel/v1/reply", _reply_body(message_id, reply))
+            self._post("/channel/v1/reply", body)
         except MedfedError as exc:
             log.warning("a reply was not delivered", extra={"fields": {"code": str(exc.code)}})

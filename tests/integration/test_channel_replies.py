@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from flwr.app import ConfigRecord, RecordDict
 
+from common.errors import ErrorCode, MedfedError
 from common.flower import ensure_task_identity, message_from_bytes
 from coordinator.federation.channel_transport import ChannelTransport
 from coordinator.federation.grid import MedfedGrid
@@ -32,6 +33,8 @@ from tests.integration.test_enrolment import Coordinator, running_coordinator
 
 COUNT = 42
 LINGER_S = 0.25
+POLL_PATH = "/channel/v1/poll"
+REPLY_PATH = "/channel/v1/reply"
 
 
 @dataclass
@@ -40,9 +43,12 @@ class RecordingLink:
 
     client: CoordinatorClient
     paths: list[str] = field(default_factory=list)
+    refuse_riding_replies: bool = False
 
     def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
         self.paths.append(path)
+        if self.refuse_riding_replies and path == POLL_PATH and body.get("replies"):
+            raise MedfedError(ErrorCode.PAYLOAD_TOO_LARGE)  # as a coordinator with a small body limit would
         return self.client.post_json(path, body)
 
     def close(self) -> None:
@@ -116,7 +122,7 @@ def test_a_reply_ready_within_the_linger_rides_on_the_next_poll(node: OneNode) -
     posted_before = len(node.link.paths)
     transport, job_id, message_id = node.query()
     assert _count_in(transport, job_id, message_id) == COUNT
-    assert "/channel/v1/reply" not in node.link.paths[posted_before:]
+    assert REPLY_PATH not in node.link.paths[posted_before:]
 
 
 def test_a_reply_later_than_the_linger_is_posted_on_its_own(node: OneNode) -> None:
@@ -129,7 +135,20 @@ def test_a_reply_later_than_the_linger_is_posted_on_its_own(node: OneNode) -> No
         time.sleep(0.01)  # polling the condition above, with its deadline
     # Acknowledged by a poll that left after the linger, while the app is still held at the gate.
     assert messages.fetch_replies(node.coordinator.engine, message_ids=[message_id]) == []
-    posted_before = node.link.paths.count("/channel/v1/reply")
+    posted_before = node.link.paths.count(REPLY_PATH)
     node.gate.set()
     assert _count_in(transport, job_id, message_id) == COUNT
-    assert node.link.paths.count("/channel/v1/reply") == posted_before + 1
+    assert node.link.paths.count(REPLY_PATH) == posted_before + 1
+
+
+def test_a_poll_refused_for_good_sends_its_replies_on_their_own(node: OneNode) -> None:
+    """A coordinator that will not take a poll carrying a reply still gets the reply, in a request of its own."""
+    node.gate.set()
+    node.link.refuse_riding_replies = True
+    try:
+        posted_before = node.link.paths.count(REPLY_PATH)
+        transport, job_id, message_id = node.query()
+        assert _count_in(transport, job_id, message_id) == COUNT
+        assert node.link.paths.count(REPLY_PATH) == posted_before + 1
+    finally:
+        node.link.refuse_riding_replies = False
