@@ -45,6 +45,7 @@ from common.crypto.signed_requests import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    refused_request,
     sign_request,
     verify_request,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "issue_server_certificate",
     "load_private_key_pem",
     "open_sealed",
+    "refused_request",
     "save_private_key",
     "seal",
     "server_ssl_context",

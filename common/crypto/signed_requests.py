@@ -52,6 +52,7 @@ __all__ = [
     "NONCE_HEADER",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
+    "refused_request",
     "sign_request",
     "verify_request",
 ]
@@ -119,7 +120,8 @@ def sign_request(
     }
 
 
-def _refuse(reason: str) -> AccessError:
+def refused_request(reason: str) -> AccessError:
+    """The error a refused signed request raises: 401 with the catalog message, ``reason`` kept for the logs."""
     return AccessError(ErrorCode.UNAUTHENTICATED, detail=f"signed request refused: {reason}")
 
 
@@ -133,11 +135,11 @@ def _medfed_headers(headers: Mapping[str, str]) -> dict[str, str]:
         if name is None:
             continue
         if name in found:
-            raise _refuse(f"header {name} is repeated")
+            raise refused_request(f"header {name} is repeated")
         found[name] = value
     for name in _HEADERS:
         if name not in found:
-            raise _refuse(f"header {name} is missing")
+            raise refused_request(f"header {name} is missing")
     return found
 
 
@@ -175,26 +177,26 @@ def verify_request(
         (SIGNATURE_HEADER, _SIGNATURE),
     ):
         if pattern.fullmatch(found[name]) is None:
-            raise _refuse(f"header {name} is malformed")
+            raise refused_request(f"header {name} is malformed")
     if _METHOD.fullmatch(method) is None or _PATH_AND_QUERY.fullmatch(path_and_query) is None:
-        raise _refuse("the request method or target cannot have been signed")
+        raise refused_request("the request method or target cannot have been signed")
     timestamp = int(found[TIMESTAMP_HEADER])
     if abs(now - timestamp) > max_skew_s:
-        raise _refuse(f"timestamp is more than {max_skew_s} s from the server's clock")
+        raise refused_request(f"timestamp is more than {max_skew_s} s from the server's clock")
     verify_key = lookup_key(key_id)
     if verify_key is None:
-        raise _refuse("unknown key id")
+        raise refused_request("unknown key id")
     try:
         signature = b64url_decode(found[SIGNATURE_HEADER])
     except InputError:
-        raise _refuse(f"header {SIGNATURE_HEADER} is malformed") from None
+        raise refused_request(f"header {SIGNATURE_HEADER} is malformed") from None
     message = _string_to_sign(
         method=method, path_and_query=path_and_query, body=body, timestamp=timestamp, nonce=nonce, key_id=key_id
     )
     try:
         verify_key.verify(message, signature)
     except AccessError:
-        raise _refuse("signature does not verify") from None
+        raise refused_request("signature does not verify") from None
     if seen_nonce(key_id, nonce, timestamp):
-        raise _refuse("nonce was used before (replay)")
+        raise refused_request("nonce was used before (replay)")
     return key_id

@@ -41,7 +41,7 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
-from common.crypto import VerifyKey, verify_request
+from common.crypto import VerifyKey, refused_request, verify_request
 from common.errors import AccessError, ErrorCode, InputError, NotFoundError
 from coordinator.store.db import write_transaction
 from coordinator.store.nodes import NodeRecord, NodeStatus, get_node
@@ -123,17 +123,10 @@ def authenticate_node(
     with write_transaction(engine) as conn:
 
         def lookup_key(key_id: str) -> VerifyKey | None:
-            try:
-                node = get_node(conn, node_id=key_id)
-            except NotFoundError:
+            enrolled = _enrolled_key(conn, key_id)
+            if enrolled is None:
                 return None
-            if node.status is not NodeStatus.ENROLLED:
-                return None
-            try:
-                key = VerifyKey.from_text(node.public_key)
-            except InputError:  # pragma: no cover - register_node stores only 32-byte keys
-                return None
-            found[key_id] = node
+            found[key_id], key = enrolled
             return key
 
         def seen_nonce(key_id: str, nonce: str, _timestamp: int) -> bool:
@@ -152,6 +145,20 @@ def authenticate_node(
     if pruner is not None:
         pruner.maybe_prune(engine)
     return found[key_id]
+
+
+def _enrolled_key(db: Engine | Connection, node_id: str) -> tuple[NodeRecord, VerifyKey] | None:
+    """The node and the key its requests verify with; None when there is no such node or it is not enrolled."""
+    try:
+        node = get_node(db, node_id=node_id)
+    except NotFoundError:
+        return None
+    if node.status is not NodeStatus.ENROLLED:
+        return None
+    try:
+        return node, VerifyKey.from_text(node.public_key)
+    except InputError:  # pragma: no cover - register_node stores only 32-byte keys
+        return None
 
 
 async def _authenticated_node(request: Request) -> NodeRecord:
@@ -190,11 +197,8 @@ class NodeKeys:
 
     def read(self, engine: Engine, node_id: str) -> VerifyKey | None:
         """Read the enrolled node's key from the store and keep it (None, and forgotten: no such enrolled node)."""
-        try:
-            node = get_node(engine, node_id=node_id)
-            key = VerifyKey.from_text(node.public_key) if node.status is NodeStatus.ENROLLED else None
-        except (NotFoundError, InputError):
-            key = None
+        enrolled = _enrolled_key(engine, node_id)
+        key = None if enrolled is None else enrolled[1]
         with self._lock:
             if key is None:
                 self._keys.pop(node_id, None)
@@ -214,19 +218,12 @@ class VerifiedRequest:
     def confirm(self, conn: Connection) -> NodeRecord:
         """In the caller's write transaction: the node is still enrolled under the key that verified, and the
         nonce is recorded as new; AccessError(UNAUTHENTICATED) otherwise (the caller's transaction rolls back)."""
-        try:
-            node = get_node(conn, node_id=self.node_id)
-        except NotFoundError:
-            raise _refused("unknown key id") from None
-        if node.status is not NodeStatus.ENROLLED or node.public_key != self.key.to_text():
-            raise _refused("unknown key id")
+        enrolled = _enrolled_key(conn, self.node_id)
+        if enrolled is None or enrolled[0].public_key != self.key.to_text():
+            raise refused_request("unknown key id")
         if check_and_insert_nonce(conn, key_id=self.node_id, nonce=self.nonce):
-            raise _refused("nonce was used before (replay)")
-        return node
-
-
-def _refused(reason: str) -> AccessError:
-    return AccessError(ErrorCode.UNAUTHENTICATED, detail=f"signed request refused: {reason}")
+            raise refused_request("nonce was used before (replay)")
+        return enrolled[0]
 
 
 async def _verified_request(request: Request) -> VerifiedRequest:

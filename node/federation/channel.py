@@ -100,8 +100,8 @@ class _ReplySlot:
     """Where a handler leaves its reply for the next poll to carry — unless the poll left without it.
 
     The poll thread collects the slot once, after at most its linger; a handler that offers its reply
-    later is told to post it itself. :meth:`finish` says the handler is done
-    (with or without a reply), so the poll thread does not wait out its linger for a held message.
+    later is told to post it itself. :meth:`finish` says the handler is done (with or without a reply),
+    so the poll thread does not wait out its linger for a held message.
     """
 
     def __init__(self) -> None:
