@@ -27,11 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from common.crypto import SigningKey, client_ssl_context, save_private_key
-from common.errors import ErrorCode, InternalError
+from common.errors import ConfigError, ErrorCode, InternalError
 from coordinator.config import CoordinatorSettings
 from coordinator.identity import CA_CERT_FILE, TLS_DIR, CoordinatorIdentity, load_network_admin_key
 from coordinator.researchers import add_researcher
@@ -58,6 +59,35 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def _coordinator_port(root: Path) -> int:
+    """A free port on the first run; on a later one, the port the enrolled nodes pinned in their identity.
+
+    The nodes keep the coordinator's URL from their enrolment, so a reused demo's coordinator must come back
+    where they know it. ConfigError when that port is taken now.
+    """
+    for index in range(len(SITES)):
+        identity = NodeIdentity.load(_node_dir(root, index))
+        if identity is None:
+            continue
+        port = urlsplit(identity.coordinator_url).port
+        if port is None:
+            break
+        try:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigError(
+                detail=f"port {port}, where this demo's nodes know their coordinator, is in use; "
+                f"free it, or delete {root} to start a new demo"
+            ) from None
+        return port
+    return _free_port()
+
+
+def _node_dir(root: Path, index: int) -> Path:
+    return root / f"node-{index + 1}"
 
 
 @dataclass
@@ -100,7 +130,7 @@ def _wait_for(check: Callable[[], bool], what: str, processes: _Processes, timeo
 
 
 def _node(root: Path, index: int, site: str, patients: int, seed: int, say: Callable[[str], None]) -> NodeSettings:
-    settings = NodeSettings(data_dir=root / f"node-{index + 1}", port=_free_port())
+    settings = NodeSettings(data_dir=_node_dir(root, index), port=_free_port())
     fresh = not (settings.data_dir / "node.db").exists()
     init_node(settings)
     if fresh:
@@ -203,7 +233,7 @@ def run_demo(
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         cleanup.callback(signal.signal, signal.SIGTERM, previous)
 
-        port = _free_port()
+        port = _coordinator_port(root)
         coordinator = CoordinatorSettings(data_dir=root / "coordinator", port=port)
         engine, _ = init_coordinator(coordinator)
         identity = CoordinatorIdentity.load(coordinator.data_dir)
